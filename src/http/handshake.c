@@ -1,0 +1,666 @@
+/* RFC 6455 §4 opening handshake for both roles; contract in handshake.h. */
+#include "http/handshake.h"
+
+#include <limits.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include <openssl/evp.h>
+
+#include "core/err.h"
+
+/* RFC 6455 §1.3: the GUID appended to the key before hashing. */
+static const char ws_guid[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
+
+/* RFC 9110 §7.6.1 (plus the legacy Keep-Alive/Proxy-Connection and the two
+ * proxy auth fields, which only ever concern the next hop): fields that apply
+ * to one connection and that a proxy must not forward. Content-Length is
+ * dropped too because the proxy frames what it sends itself. */
+static const char *const hop_by_hop[] = {
+    "Connection",
+    "Keep-Alive",
+    "Proxy-Connection",
+    "Proxy-Authorization",
+    "Proxy-Authenticate",
+    "TE",
+    "Trailer",
+    "Transfer-Encoding",
+    "Upgrade",
+    "Content-Length",
+};
+
+/* Fields the proxy owns on the backend leg: its own key and version (it is a
+ * separate WebSocket connection), no extensions offered (frames are relayed
+ * as they are), and the forwarding fields, rebuilt below. */
+static const char *const replaced[] = {
+    "Sec-WebSocket-Key",    "Sec-WebSocket-Version", "Sec-WebSocket-Extensions",
+    "Sec-WebSocket-Accept", "X-Forwarded-For",       "X-Forwarded-Proto",
+    "X-Forwarded-Host",     "X-Request-Id",
+};
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ---- small helpers ---- */
+
+static unsigned char lower(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') ? (unsigned char)(c + ('a' - 'A')) : c;
+}
+
+static bool span_ieq_span(struct http_span a, struct http_span b)
+{
+    if (a.n != b.n)
+        return false;
+    for (size_t i = 0; i < a.n; i++) {
+        if (lower((unsigned char)a.p[i]) != lower((unsigned char)b.p[i]))
+            return false;
+    }
+    return true;
+}
+
+static bool span_eq(struct http_span a, const char *lit)
+{
+    size_t n = strlen(lit);
+    return a.n == n && memcmp(a.p, lit, n) == 0;
+}
+
+static bool name_in(struct http_span name, const char *const *list, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (http_span_ieq(name, list[i]))
+            return true;
+    }
+    return false;
+}
+
+/* RFC 9110 §7.6.1: every field named in Connection is hop-by-hop too. */
+static bool named_in_connection(const struct http_header *h, unsigned n, struct http_span name)
+{
+    for (unsigned i = 0; i < n; i++) {
+        if (!http_span_ieq(h[i].name, "Connection"))
+            continue;
+        struct http_span list = h[i].value;
+        struct http_span e;
+        while (http_list_next(&list, &e)) {
+            if (span_ieq_span(e, name))
+                return true;
+        }
+    }
+    return false;
+}
+
+static bool is_tchar(unsigned char c)
+{
+    if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+        return true;
+    return c != 0 && strchr("!#$%&'*+-.^_`|~", c) != NULL;
+}
+
+static bool is_token(struct http_span s)
+{
+    if (s.n == 0)
+        return false;
+    for (size_t i = 0; i < s.n; i++) {
+        if (!is_tchar((unsigned char)s.p[i]))
+            return false;
+    }
+    return true;
+}
+
+static int b64_value(unsigned char c)
+{
+    if (c >= 'A' && c <= 'Z')
+        return c - 'A';
+    if (c >= 'a' && c <= 'z')
+        return c - 'a' + 26;
+    if (c >= '0' && c <= '9')
+        return c - '0' + 52;
+    if (c == '+')
+        return 62;
+    if (c == '/')
+        return 63;
+    return -1;
+}
+
+/* RFC 6455 §4.2.1 item 5: the key is the base64 of a 16-byte nonce, which is
+ * always 22 alphabet characters and "==". EVP_DecodeBlock alone is not enough:
+ * it skips surrounding whitespace, counts the padding as output bytes (24
+ * characters always give 18), and ignores the unused low bits. */
+static bool valid_key(struct http_span k)
+{
+    if (k.n != HS_KEY_LEN || k.p[22] != '=' || k.p[23] != '=')
+        return false;
+    for (size_t i = 0; i < 22; i++) {
+        if (b64_value((unsigned char)k.p[i]) < 0)
+            return false;
+    }
+    /* RFC 4648 §3.5: the last character carries 2 data bits; the 4 pad bits
+     * must be zero or the text is not the canonical encoding of 16 bytes. */
+    if (b64_value((unsigned char)k.p[21]) & 0x0f)
+        return false;
+    unsigned char tmp[18];
+    return EVP_DecodeBlock(tmp, (const unsigned char *)k.p, HS_KEY_LEN) == 18;
+}
+
+/* RFC 3986 §3.2.2/§3.2.3 characters of uri-host [ ":" port ]; RFC 9110 §7.2
+ * forbids userinfo, so "@" is out. */
+static bool valid_host(struct http_span h)
+{
+    for (size_t i = 0; i < h.n; i++) {
+        unsigned char c = (unsigned char)h.p[i];
+        if ((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'))
+            continue;
+        if (c == 0 || strchr("-._~!$&'()*+,;=:[]%", c) == NULL)
+            return false;
+    }
+    return true;
+}
+
+/* RFC 9112 §6.3: Content-Length = 1*DIGIT; only a zero length is allowed here. */
+static bool zero_length(struct http_span v)
+{
+    if (v.n == 0)
+        return false;
+    for (size_t i = 0; i < v.n; i++) {
+        if (v.p[i] != '0')
+            return false;
+    }
+    return true;
+}
+
+static bool first_value(const struct http_header *h, unsigned n, const char *name,
+                        struct http_span *out)
+{
+    unsigned from = 0;
+    int i = http_header_next(h, n, name, &from);
+    if (i < 0)
+        return false;
+    *out = h[i].value;
+    return true;
+}
+
+/* ---- bounded output ---- */
+
+struct wbuf {
+    char *p;    /* borrowed: caller's output */
+    size_t cap; /* bytes */
+    size_t len; /* bytes written */
+    bool full;  /* something did not fit; the result is ERR_NOMEM */
+};
+
+static void put(struct wbuf *w, const char *s, size_t n)
+{
+    if (w->full || n == 0)
+        return;
+    if (n > w->cap - w->len) {
+        w->full = true;
+        return;
+    }
+    memcpy(w->p + w->len, s, n);
+    w->len += n;
+}
+
+static void put_str(struct wbuf *w, const char *s)
+{
+    put(w, s, strlen(s));
+}
+
+static void put_span(struct wbuf *w, struct http_span s)
+{
+    put(w, s.p, s.n);
+}
+
+static void put_uint(struct wbuf *w, unsigned long long v)
+{
+    char tmp[24];
+    size_t i = sizeof(tmp);
+    do {
+        tmp[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v != 0);
+    put(w, tmp + i, sizeof(tmp) - i);
+}
+
+static void put_field(struct wbuf *w, const char *name, struct http_span value)
+{
+    put_str(w, name);
+    put(w, ": ", 2);
+    put_span(w, value);
+    put(w, "\r\n", 2);
+}
+
+static struct http_span cstr(const char *s)
+{
+    return (struct http_span){s, s != NULL ? strlen(s) : 0};
+}
+
+static int finish(struct wbuf *w)
+{
+    if (w->full || w->len > (size_t)INT_MAX)
+        return ERR_NOMEM;
+    return (int)w->len;
+}
+
+/* ---- validation of the client's request ---- */
+
+int hs_check_request(const struct http_request *req, struct hs_request_info *info)
+{
+    const struct http_header *h = req->headers;
+    unsigned n = req->nheaders;
+    struct http_span v;
+
+    /* RFC 6455 §4.2.1 item 1: "An HTTP/1.1 or higher GET request". Methods
+     * are case-sensitive (RFC 9110 §9.1). */
+    if (!span_eq(req->method, "GET"))
+        return ERR_HTTP_METHOD;
+    if (req->minor_version < 1)
+        return ERR_HTTP_VERSION;
+    /* RFC 6455 §4.2.1 item 1 requires a Request-URI; the proxy only serves
+     * origin-form (RFC 9112 §3.2.1), and a fragment never belongs on the wire. */
+    if (req->target.n == 0 || req->target.p[0] != '/' ||
+        memchr(req->target.p, '#', req->target.n) != NULL)
+        return ERR_HTTP_SYNTAX;
+
+    /* RFC 9112 §3.2: a request without Host, or with more than one, gets 400. */
+    unsigned hosts = http_header_count(h, n, "Host");
+    if (hosts == 0)
+        return ERR_HS_NO_HOST;
+    if (hosts > 1)
+        return ERR_HS_DUP_HOST;
+    first_value(h, n, "Host", &v);
+    if (v.n == 0)
+        return ERR_HS_NO_HOST;
+    if (!valid_host(v))
+        return ERR_HTTP_SYNTAX;
+    info->host = v;
+
+    /* A body on an upgrade request would be read by nobody and would shift
+     * the frame stream: refuse any framing other than an empty one. */
+    if (http_header_count(h, n, "Transfer-Encoding") > 0)
+        return ERR_HS_BODY;
+    unsigned from = 0;
+    int i;
+    while ((i = http_header_next(h, n, "Content-Length", &from)) >= 0) {
+        if (!zero_length(h[i].value))
+            return ERR_HS_BODY;
+    }
+
+    /* RFC 6455 §4.2.1 items 3 and 4. */
+    if (!http_has_token(h, n, "Upgrade", "websocket") ||
+        !http_has_token(h, n, "Connection", "upgrade"))
+        return ERR_HS_NOT_UPGRADE;
+
+    /* RFC 6455 §4.2.1 item 6: exactly version 13; §4.4 answers anything
+     * else with 426 and the versions we speak. */
+    if (http_header_count(h, n, "Sec-WebSocket-Version") != 1 ||
+        !first_value(h, n, "Sec-WebSocket-Version", &v) || !span_eq(v, "13"))
+        return ERR_HS_VERSION;
+
+    /* RFC 6455 §4.2.1 item 5; §11.3.1 says the field must not appear twice. */
+    if (http_header_count(h, n, "Sec-WebSocket-Key") != 1 ||
+        !first_value(h, n, "Sec-WebSocket-Key", &v) || !valid_key(v))
+        return ERR_HS_BAD_KEY;
+    info->key = v;
+
+    info->path = req->target;
+    info->request_id.p = "";
+    info->request_id.n = 0;
+    if (first_value(h, n, "X-Request-Id", &v))
+        info->request_id = v;
+    return 0;
+}
+
+int hs_status_for(int err)
+{
+    switch (err) {
+    case ERR_HTTP_METHOD:
+        return 405;
+    case ERR_HS_VERSION:
+    case ERR_HS_NOT_UPGRADE:
+        return 426;
+    case ERR_HTTP_HEAD_TOO_BIG:
+    case ERR_HTTP_TOO_MANY_HEADERS:
+        return 431;
+    case ERR_NO_ROUTE:
+        return 404;
+    case ERR_OVERLOADED:
+    case ERR_SHUTDOWN:
+        return 503;
+    case ERR_BACKEND_CONNECT:
+    case ERR_BACKEND_CLOSED:
+    case ERR_HS_STATUS:
+    case ERR_HS_BAD_ACCEPT:
+    case ERR_HS_BAD_UPGRADE:
+    case ERR_HS_BAD_PROTOCOL:
+    case ERR_HS_BAD_EXTENSION:
+        return 502;
+    case ERR_BACKEND_TIMEOUT:
+        return 504;
+    case ERR_HANDSHAKE_TIMEOUT:
+        return 408;
+    case ERR_NOMEM:
+    case ERR_SYS:
+    case ERR_CONFIG:
+        return 500;
+    default:
+        return 400;
+    }
+}
+
+/* ---- keys ---- */
+
+/* RFC 6455 §4.2.2 item 5.4: base64(SHA-1(key + GUID)). Returns 0 or ERR_NOMEM
+ * when OpenSSL cannot allocate its digest context. */
+static int accept_key(const char *key, size_t keylen, char out[HS_ACCEPT_LEN + 1])
+{
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int mdlen = 0;
+    int ok = 0;
+    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+    if (ctx != NULL) {
+        ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
+             EVP_DigestUpdate(ctx, key, keylen) == 1 &&
+             EVP_DigestUpdate(ctx, ws_guid, sizeof(ws_guid) - 1) == 1 &&
+             EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 20;
+        EVP_MD_CTX_free(ctx);
+    }
+    if (!ok) {
+        out[0] = '\0';
+        return ERR_NOMEM;
+    }
+    EVP_EncodeBlock((unsigned char *)out, md, 20);
+    return 0;
+}
+
+void hs_accept_key(const char *key, size_t keylen, char out[HS_ACCEPT_LEN + 1])
+{
+    accept_key(key, keylen, out);
+}
+
+void hs_make_key(const uint8_t nonce[16], char out[HS_KEY_LEN + 1])
+{
+    EVP_EncodeBlock((unsigned char *)out, nonce, 16);
+}
+
+/* ---- the backend leg ---- */
+
+int hs_build_upstream(char *out, size_t cap, const struct http_request *req,
+                      const struct hs_request_info *info, const struct hs_upstream *up)
+{
+    const struct http_header *h = req->headers;
+    unsigned n = req->nheaders;
+    struct wbuf w = {out, cap, 0, false};
+
+    put(&w, "GET ", 4);
+    put_span(&w, info->path);
+    put(&w, " HTTP/1.1\r\n", 11);
+
+    for (unsigned i = 0; i < n; i++) {
+        struct http_span name = h[i].name;
+        if (name_in(name, hop_by_hop, COUNT(hop_by_hop)) ||
+            name_in(name, replaced, COUNT(replaced)))
+            continue;
+        /* Host is exempt: a client naming it in Connection would otherwise make
+         * us send a request that RFC 9112 §3.2 requires the backend to reject. */
+        if (!http_span_ieq(name, "Host") && named_in_connection(h, n, name))
+            continue;
+        put_span(&w, name);
+        put(&w, ": ", 2);
+        put_span(&w, h[i].value);
+        put(&w, "\r\n", 2);
+    }
+
+    put_str(&w, "Upgrade: websocket\r\nConnection: Upgrade\r\n");
+    put_field(&w, "Sec-WebSocket-Key", cstr(up->key));
+    put_str(&w, "Sec-WebSocket-Version: 13\r\n");
+
+    /* X-Forwarded-For is a list (de-facto, like RFC 7239 Forwarded): keep every
+     * hop the client reported, in order, and append the address we saw. */
+    bool xff = false;
+    unsigned from = 0;
+    int i;
+    while ((i = http_header_next(h, n, "X-Forwarded-For", &from)) >= 0) {
+        if (h[i].value.n == 0)
+            continue;
+        put_str(&w, xff ? ", " : "X-Forwarded-For: ");
+        put_span(&w, h[i].value);
+        xff = true;
+    }
+    if (up->client_ip != NULL && up->client_ip[0] != '\0') {
+        put_str(&w, xff ? ", " : "X-Forwarded-For: ");
+        put_str(&w, up->client_ip);
+        xff = true;
+    }
+    if (xff)
+        put(&w, "\r\n", 2);
+
+    if (up->proto != NULL && up->proto[0] != '\0')
+        put_field(&w, "X-Forwarded-Proto", cstr(up->proto));
+    if (info->host.n > 0)
+        put_field(&w, "X-Forwarded-Host", info->host);
+    if (up->request_id.n > 0)
+        put_field(&w, "X-Request-Id", up->request_id);
+    put(&w, "\r\n", 2);
+    return finish(&w);
+}
+
+int hs_check_response(const struct http_response *resp, const char *expected_accept,
+                      const struct http_request *req, struct http_span *protocol)
+{
+    const struct http_header *h = resp->headers;
+    unsigned n = resp->nheaders;
+    struct http_span v;
+
+    /* RFC 6455 §4.1 (client, item 1): anything but 101 is not an upgrade.
+     * An HTTP/1.0 peer cannot switch protocols (RFC 9110 §7.8). */
+    if (resp->status != 101 || resp->minor_version < 1)
+        return ERR_HS_STATUS;
+
+    /* RFC 6455 §4.1 items 2 and 3: Upgrade is "websocket" (case-insensitive)
+     * and Connection holds the "Upgrade" token. */
+    if (http_header_count(h, n, "Upgrade") != 1 || !first_value(h, n, "Upgrade", &v) ||
+        !http_span_ieq(v, "websocket") || !http_has_token(h, n, "Connection", "upgrade"))
+        return ERR_HS_BAD_UPGRADE;
+
+    /* RFC 6455 §4.1 item 4: the accept value must be exactly ours. Without this
+     * check, any backend answer would open a tunnel (upgrade smuggling). */
+    if (expected_accept == NULL || strlen(expected_accept) != HS_ACCEPT_LEN ||
+        http_header_count(h, n, "Sec-WebSocket-Accept") != 1 ||
+        !first_value(h, n, "Sec-WebSocket-Accept", &v) || !span_eq(v, expected_accept))
+        return ERR_HS_BAD_ACCEPT;
+
+    /* RFC 6455 §4.1 item 5: we offered no extension, so any is an error. */
+    if (http_header_count(h, n, "Sec-WebSocket-Extensions") > 0)
+        return ERR_HS_BAD_EXTENSION;
+
+    /* RFC 6455 §4.1 item 6: a subprotocol must be one the client offered.
+     * Names are compared exactly: they are opaque tokens (§11.3.4) and the
+     * client will compare our 101 against its own list the same way. */
+    protocol->p = "";
+    protocol->n = 0;
+    unsigned nproto = http_header_count(h, n, "Sec-WebSocket-Protocol");
+    if (nproto == 0)
+        return 0;
+    if (nproto > 1 || !first_value(h, n, "Sec-WebSocket-Protocol", &v) || !is_token(v))
+        return ERR_HS_BAD_PROTOCOL;
+    for (unsigned i = 0; i < req->nheaders; i++) {
+        if (!http_span_ieq(req->headers[i].name, "Sec-WebSocket-Protocol"))
+            continue;
+        struct http_span list = req->headers[i].value;
+        struct http_span e;
+        while (http_list_next(&list, &e)) {
+            if (e.n == v.n && memcmp(e.p, v.p, v.n) == 0) {
+                *protocol = v;
+                return 0;
+            }
+        }
+    }
+    return ERR_HS_BAD_PROTOCOL;
+}
+
+/* ---- responses to the client ---- */
+
+static const char *reason_phrase(int status)
+{
+    /* RFC 9110 §15 and RFC 6585 §4 (429), §5 (431). */
+    switch (status) {
+    case 101:
+        return "Switching Protocols";
+    case 200:
+        return "OK";
+    case 204:
+        return "No Content";
+    case 301:
+        return "Moved Permanently";
+    case 302:
+        return "Found";
+    case 304:
+        return "Not Modified";
+    case 400:
+        return "Bad Request";
+    case 401:
+        return "Unauthorized";
+    case 403:
+        return "Forbidden";
+    case 404:
+        return "Not Found";
+    case 405:
+        return "Method Not Allowed";
+    case 408:
+        return "Request Timeout";
+    case 413:
+        return "Content Too Large";
+    case 414:
+        return "URI Too Long";
+    case 426:
+        return "Upgrade Required";
+    case 429:
+        return "Too Many Requests";
+    case 431:
+        return "Request Header Fields Too Large";
+    case 500:
+        return "Internal Server Error";
+    case 501:
+        return "Not Implemented";
+    case 502:
+        return "Bad Gateway";
+    case 503:
+        return "Service Unavailable";
+    case 504:
+        return "Gateway Timeout";
+    case 505:
+        return "HTTP Version Not Supported";
+    default:
+        break;
+    }
+    /* RFC 9110 §15: an unknown code is understood as its class's x00. */
+    switch (status / 100) {
+    case 1:
+        return "Informational";
+    case 2:
+        return "Success";
+    case 3:
+        return "Redirection";
+    case 4:
+        return "Client Error";
+    default:
+        return "Server Error";
+    }
+}
+
+int hs_build_101(char *out, size_t cap, struct http_span client_key, struct http_span protocol)
+{
+    char accept[HS_ACCEPT_LEN + 1];
+    struct wbuf w = {out, cap, 0, false};
+
+    if (accept_key(client_key.p, client_key.n, accept) < 0)
+        return ERR_NOMEM;
+    /* RFC 6455 §4.2.2 item 5. */
+    put_str(&w, "HTTP/1.1 101 Switching Protocols\r\n"
+                "Upgrade: websocket\r\n"
+                "Connection: Upgrade\r\n");
+    put_field(&w, "Sec-WebSocket-Accept", cstr(accept));
+    if (protocol.n > 0)
+        put_field(&w, "Sec-WebSocket-Protocol", protocol);
+    put(&w, "\r\n", 2);
+    return finish(&w);
+}
+
+int hs_build_error(char *out, size_t cap, int status, const char *detail)
+{
+    struct wbuf w = {out, cap, 0, false};
+
+    if (status < 100 || status > 999)
+        return ERR_RANGE;
+    const char *reason = reason_phrase(status);
+    if (detail == NULL || detail[0] == '\0')
+        detail = reason;
+    size_t dlen = strlen(detail);
+
+    put(&w, "HTTP/1.1 ", 9);
+    put_uint(&w, (unsigned long long)status);
+    put(&w, " ", 1);
+    put_str(&w, reason);
+    put_str(&w, "\r\nContent-Type: text/plain\r\nContent-Length: ");
+    put_uint(&w, (unsigned long long)dlen + 1);
+    if (status == 426) {
+        /* RFC 9110 §15.5.22: a 426 MUST carry Upgrade, and §7.8 wants the
+         * "upgrade" connection option with it; RFC 6455 §4.4: list the
+         * WebSocket versions we speak. */
+        put_str(&w, "\r\nConnection: Upgrade, close\r\nUpgrade: websocket\r\n"
+                    "Sec-WebSocket-Version: 13\r\n");
+    } else {
+        put_str(&w, "\r\nConnection: close\r\n");
+    }
+    /* RFC 9110 §15.5.6: a 405 MUST carry Allow. */
+    if (status == 405)
+        put_str(&w, "Allow: GET\r\n");
+    put(&w, "\r\n", 2);
+
+    /* A one-line body: control characters in the detail become spaces. */
+    size_t start = w.len;
+    put(&w, detail, dlen);
+    if (!w.full) {
+        for (size_t i = start; i < w.len; i++) {
+            unsigned char c = (unsigned char)out[i];
+            if (c < 0x20 || c == 0x7f)
+                out[i] = ' ';
+        }
+    }
+    put(&w, "\n", 1);
+    return finish(&w);
+}
+
+int hs_build_relayed_head(char *out, size_t cap, const struct http_response *resp, size_t body_len)
+{
+    const struct http_header *h = resp->headers;
+    unsigned n = resp->nheaders;
+    struct wbuf w = {out, cap, 0, false};
+
+    if (resp->status < 100 || resp->status > 999)
+        return ERR_RANGE;
+    /* We speak HTTP/1.1 to the client whatever the backend spoke. */
+    put(&w, "HTTP/1.1 ", 9);
+    put_uint(&w, (unsigned long long)resp->status);
+    put(&w, " ", 1);
+    if (resp->reason.n > 0)
+        put_span(&w, resp->reason);
+    else
+        put_str(&w, reason_phrase(resp->status));
+    put(&w, "\r\n", 2);
+
+    for (unsigned i = 0; i < n; i++) {
+        if (name_in(h[i].name, hop_by_hop, COUNT(hop_by_hop)) ||
+            named_in_connection(h, n, h[i].name))
+            continue;
+        put_span(&w, h[i].name);
+        put(&w, ": ", 2);
+        put_span(&w, h[i].value);
+        put(&w, "\r\n", 2);
+    }
+    put_str(&w, "Content-Length: ");
+    put_uint(&w, (unsigned long long)body_len);
+    put_str(&w, "\r\nConnection: close\r\n\r\n");
+    return finish(&w);
+}

@@ -1,0 +1,763 @@
+/* The WebSocket relay (RFC 6455 §5-§7) of a connection pair.
+ *
+ * Bytes read from a leg land in that leg's rx queue of pool buffers. They
+ * are parsed frame by frame as they arrive and then written, from the same
+ * buffers, to the other leg: frames to the backend are re-masked in place
+ * with a fresh key, frames to the client go out unchanged. A payload is
+ * never reassembled. wsgate's own frames (keepalive pings, close frames)
+ * wait in the destination leg's `ctl` until the relayed stream toward it is
+ * at a frame boundary. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "proxy/session.h"
+#include "ws/close.h"
+
+#define IOV_BATCH 64 /* buffers written per writev */
+
+static struct leg *peer(struct leg *l)
+{
+    return l->is_client ? &l->s->b : &l->s->c;
+}
+
+static void flush(struct leg *dst);
+static void pump(struct leg *src);
+
+/* Close a leg's socket but keep its rx queue: what it sent before going
+ * away is still delivered to the other leg. */
+static void leg_shut(struct leg *l)
+{
+    if (l->io.fd < 0)
+        return;
+    close(l->io.fd);
+    l->io.fd = -1;
+    l->eof = true;
+    l->readable = false;
+    if (l->is_client)
+        session_release_slot(l->s);
+}
+
+/* Forget everything queued from src (its destination is gone). */
+static void drop_queue(struct leg *src)
+{
+    struct buf_pool *pool = &src->s->w->pool;
+
+    while (src->head) {
+        struct buf *b = src->head;
+        src->head = b->next;
+        buf_put(pool, b);
+    }
+    src->tail = NULL;
+    src->queued = 0;
+    src->nfrag = 0;
+}
+
+static void note_close(struct session *s, enum closed_by by, unsigned code, const uint8_t *reason,
+                       size_t rlen)
+{
+    if (s->close_code)
+        return;
+    s->close_code = code;
+    s->closed_by = by;
+    if (rlen > sizeof(s->close_reason))
+        rlen = sizeof(s->close_reason);
+    memcpy(s->close_reason, reason, rlen);
+    s->close_reason_len = (uint8_t)rlen;
+}
+
+static void start_closing(struct session *s)
+{
+    if (s->closing)
+        return;
+    s->closing = true;
+    s->deadline = s->w->loop.now + s->w->cfg->close_timeout_ms;
+    if (!timer_armed(&s->timer) || s->timer.at * TIMER_TICK_MS > s->deadline)
+        timer_arm(&s->w->loop.wheel, &s->timer, s->deadline);
+}
+
+/* Append a control frame from wsgate to l->ctl. */
+static void ctl_frame(struct leg *l, uint8_t opcode, const uint8_t *payload, size_t n)
+{
+    uint8_t key[4], *p = l->ctl + l->ctl_len;
+    size_t h;
+
+    if (!l->is_client) {
+        /* RFC 6455 §5.3: every frame to a server is masked, fresh key each. */
+        uint32_t k = rng_u32(&l->s->w->rng);
+        memcpy(key, &k, 4);
+    }
+    h = ws_frame_write(p, true, opcode, l->is_client ? NULL : key, n);
+    memcpy(p + h, payload, n);
+    if (!l->is_client)
+        ws_mask(p + h, n, key, 0);
+    l->ctl_len = (uint16_t)(l->ctl_len + h + n);
+}
+
+/* Send close `code` to l once the stream toward it is at a frame boundary.
+ * Frames from the other leg stop being relayed to l. */
+static void queue_close(struct leg *l, unsigned code, const char *reason)
+{
+    struct session *s = l->s;
+    struct leg *src = peer(l);
+    uint8_t payload[125];
+    size_t n;
+
+    if (l->close_sent || l->io.fd < 0)
+        return;
+    l->close_sent = true;
+    src->forward = false;
+    start_closing(s);
+    if (src->in_frame) {
+        /* Part of a frame already went to l and its source is cut off: no
+         * frame can follow a truncated one, so the connection just ends. */
+        drop_queue(src);
+        leg_shut(l);
+        return;
+    }
+    if (l->ping_end && l->ctl_off == 0) {
+        /* Queued ping not started: the close replaces it. */
+        l->ctl_len = 0;
+        l->ping_end = 0;
+        l->ping_queued = false;
+    }
+    n = ws_close_payload(payload, code, reason);
+    ctl_frame(l, WS_OP_CLOSE, payload, n);
+    flush(l);
+}
+
+/* Leg l hung up (EOF, reset or dead). Tell the other leg. */
+static void leg_gone(struct leg *l, int err)
+{
+    struct session *s = l->s;
+    struct leg *other = peer(l);
+
+    if (!l->close_rcvd) {
+        if (!s->err)
+            s->err = err;
+        if (!s->close_code)
+            note_close(s, l->is_client ? CLOSED_BY_CLIENT : CLOSED_BY_BACKEND, WS_CLOSE_ABNORMAL,
+                       (const uint8_t *)"", 0);
+    }
+    leg_shut(l);
+    /* Nothing more can be written to l. */
+    drop_queue(other);
+    other->forward = false;
+    if (!other->close_sent && other->io.fd >= 0)
+        queue_close(other, l->is_client ? WS_CLOSE_GOING_AWAY : WS_CLOSE_INTERNAL,
+                    l->is_client ? "client went away" : "backend went away");
+}
+
+/* src broke the protocol: close it with the matching code and tell the
+ * other leg (1001 to the backend for a client fault, 1014 to the client
+ * for a backend that sent garbage). */
+static void proto_fail(struct leg *src, int err)
+{
+    struct session *s = src->s;
+    unsigned code = ws_close_code_for(err);
+    const char *why = err_str(err);
+
+    if (!s->err)
+        s->err = err;
+    note_close(s, CLOSED_BY_PROXY, code, (const uint8_t *)why, strlen(why));
+    src->forward = false;
+    src->close_rcvd = true; /* read nothing more from it but its close */
+    queue_close(src, code, why);
+    queue_close(peer(src), src->is_client ? WS_CLOSE_GOING_AWAY : WS_CLOSE_BAD_GATEWAY,
+                src->is_client ? "client broke the protocol" : "backend broke the protocol");
+}
+
+/* Payload bytes p[0..n) of the current data frame from src. */
+static int payload(struct leg *src, uint8_t *p, size_t n)
+{
+    if (!src->forward)
+        return 0;
+    if (src->is_client) {
+        if (src->text) {
+            int rc;
+            ws_mask(p, n, src->in_mask, src->offset);
+            rc = ws_utf8_feed(&src->utf8, p, n);
+            if (rc < 0)
+                return rc;
+            ws_mask(p, n, src->out_mask, src->offset);
+        } else {
+            /* Unmask and re-mask in one pass: XOR with both keys. */
+            uint8_t k[4];
+            for (int i = 0; i < 4; i++)
+                k[i] = src->in_mask[i] ^ src->out_mask[i];
+            ws_mask(p, n, k, src->offset);
+        }
+    } else if (src->text) {
+        return ws_utf8_feed(&src->utf8, p, n);
+    }
+    return 0;
+}
+
+/* A data frame's payload is complete. */
+static int frame_end(struct leg *src)
+{
+    if (!src->fin)
+        return 0;
+    if (src->text && src->forward && !ws_utf8_complete(&src->utf8))
+        return ERR_WS_UTF8;
+    src->msgs++;
+    return 0;
+}
+
+/* A complete control frame at b->data + b->ppos. Returns 0 or an error. */
+static int control(struct leg *src, struct buf *b, const struct ws_frame_hdr *h)
+{
+    struct session *s = src->s;
+    struct leg *dst = peer(src);
+    uint8_t *p = b->data + b->ppos;
+    uint8_t *pl = p + h->hlen;
+    size_t flen = h->hlen + (size_t)h->len;
+    bool relay = src->forward && !dst->close_sent;
+
+    if (h->masked)
+        ws_mask(pl, (size_t)h->len, h->mask, 0);
+    if (h->opcode == WS_OP_CLOSE) {
+        unsigned code;
+        const uint8_t *reason;
+        size_t rlen;
+        int rc = ws_close_parse(pl, (size_t)h->len, &code, &reason, &rlen);
+        if (rc < 0)
+            return rc;
+        src->close_rcvd = true;
+        note_close(s, src->is_client ? CLOSED_BY_CLIENT : CLOSED_BY_BACKEND, code, reason, rlen);
+        if (relay)
+            dst->close_sent = true;
+        start_closing(s);
+    } else if (h->opcode == WS_OP_PONG && src->ping_out && h->len == sizeof(src->ping_id) &&
+               memcmp(pl, src->ping_id, sizeof(src->ping_id)) == 0) {
+        src->ping_out = false; /* our keepalive answered: not relayed */
+        relay = false;
+    }
+    if (!relay) {
+        memmove(p, p + flen, b->wpos - b->ppos - flen);
+        b->wpos -= (uint32_t)flen;
+        return 0;
+    }
+    if (h->masked) {
+        uint32_t k = rng_u32(&s->w->rng);
+        memcpy(p + h->hlen - 4, &k, 4);
+        ws_mask(pl, (size_t)h->len, p + h->hlen - 4, 0);
+    }
+    b->ppos += (uint32_t)flen;
+    src->queued += flen;
+    return 0;
+}
+
+/* Parse the unparsed bytes of src's tail buffer. Returns 0 or an error. */
+static int parse(struct leg *src, struct buf *b)
+{
+    struct session *s = src->s;
+    const struct config *cfg = s->w->cfg;
+    struct ws_rules rules = {cfg->max_frame_size, cfg->max_message_size, src->is_client};
+
+    while (b->ppos < b->wpos && !src->close_rcvd) {
+        uint8_t *p = b->data + b->ppos;
+        size_t avail = b->wpos - b->ppos;
+        struct ws_frame_hdr h;
+        uint8_t op;
+        int rc;
+
+        if (src->in_frame) {
+            size_t n = avail < src->remaining ? avail : (size_t)src->remaining;
+            rc = payload(src, p, n);
+            if (rc < 0)
+                return rc;
+            b->ppos += (uint32_t)n;
+            src->queued += n;
+            src->remaining -= n;
+            src->offset += n;
+            if (src->remaining == 0) {
+                src->in_frame = false;
+                rc = frame_end(src);
+                if (rc < 0)
+                    return rc;
+            }
+            continue;
+        }
+        rc = ws_frame_parse(p, avail, &h);
+        if (rc == ERR_AGAIN)
+            break;
+        if (rc < 0)
+            return rc;
+        rc = ws_frame_check(&src->seq, &rules, &h, &op);
+        if (rc < 0)
+            return rc;
+        if (h.opcode & 0x8) {
+            if (avail < h.hlen + h.len)
+                break; /* control frames are handled whole (at most 139 bytes) */
+            rc = control(src, b, &h);
+            if (rc < 0)
+                return rc;
+            continue;
+        }
+        if (h.opcode != WS_OP_CONT)
+            memset(&src->utf8, 0, sizeof(src->utf8));
+        src->text = op == WS_OP_TEXT && cfg->validate_utf8;
+        src->fin = h.fin;
+        src->offset = 0;
+        src->bytes += h.len;
+        s->last_data = s->w->loop.now;
+        if (src->is_client) {
+            uint32_t k = rng_u32(&s->w->rng);
+            memcpy(src->in_mask, h.mask, 4);
+            memcpy(src->out_mask, &k, 4);
+        }
+        if (avail >= h.hlen + h.len) {
+            /* Whole frame here: check it before any of it is released, so
+             * an invalid frame never reaches the other leg. */
+            rc = payload(src, p + h.hlen, (size_t)h.len);
+            if (rc == 0)
+                rc = frame_end(src);
+            if (rc < 0)
+                return rc;
+            if (src->is_client)
+                memcpy(p + h.hlen - 4, src->out_mask, 4);
+            b->ppos += (uint32_t)(h.hlen + h.len);
+            src->queued += h.hlen + (size_t)h.len;
+            continue;
+        }
+        if (src->is_client)
+            memcpy(p + h.hlen - 4, src->out_mask, 4);
+        b->ppos += h.hlen;
+        src->queued += h.hlen;
+        src->remaining = h.len;
+        src->in_frame = true;
+    }
+    if (src->close_rcvd)
+        b->wpos = b->ppos; /* RFC 6455 §5.5.1: nothing follows a close frame */
+    return 0;
+}
+
+/* A buffer with room at the tail of src's queue, or NULL (out of memory). */
+static struct buf *rx_buf(struct leg *src)
+{
+    struct buf_pool *pool = &src->s->w->pool;
+    struct buf *b = src->tail, *nb;
+
+    if (b && b->wpos < BUF_DATA)
+        return b;
+    nb = buf_get(pool);
+    if (!nb)
+        return NULL;
+    if (b) {
+        /* Keep a partial header or control frame contiguous. */
+        uint32_t left = b->wpos - b->ppos;
+        memcpy(nb->data, b->data + b->ppos, left);
+        nb->wpos = left;
+        b->wpos = b->ppos;
+        if (b->rpos == b->ppos) {
+            /* b is fully written, so it is also the head. */
+            src->head = src->tail = NULL;
+            buf_put(pool, b);
+        }
+    } else if (src->nfrag) {
+        memcpy(nb->data, src->frag, src->nfrag);
+        nb->wpos = src->nfrag;
+        src->nfrag = 0;
+    }
+    if (src->tail)
+        src->tail->next = nb;
+    else
+        src->head = nb;
+    src->tail = nb;
+    return nb;
+}
+
+/* Release fully written buffers; an idle leg keeps none. */
+static void trim(struct leg *src)
+{
+    struct buf_pool *pool = &src->s->w->pool;
+
+    while (src->head && src->head->rpos == src->head->ppos) {
+        struct buf *b = src->head;
+        uint32_t left = b->wpos - b->ppos;
+        if (b != src->tail) {
+            src->head = b->next;
+            buf_put(pool, b);
+            continue;
+        }
+        if (left > sizeof(src->frag))
+            break;
+        memcpy(src->frag, b->data + b->ppos, left);
+        src->nfrag = (uint8_t)left;
+        src->head = src->tail = NULL;
+        buf_put(pool, b);
+    }
+}
+
+/* Read from src while allowed, parse, and pass the frames on. */
+static void read_some(struct leg *src)
+{
+    struct session *s = src->s;
+    size_t high = s->w->cfg->high_watermark;
+
+    while (src->readable && src->io.fd >= 0) {
+        struct buf *b;
+        size_t room;
+        ssize_t n;
+        int rc;
+
+        if (src->forward && src->queued >= high) {
+            src->throttled = true;
+            return;
+        }
+        b = rx_buf(src);
+        if (!b) {
+            if (!s->err)
+                s->err = ERR_NOMEM;
+            session_finish(s);
+            return;
+        }
+        room = BUF_DATA - b->wpos;
+        n = read(src->io.fd, b->data + b->wpos, room);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            src->readable = false;
+            if (errno == EAGAIN)
+                break;
+            leg_gone(src, src->is_client ? ERR_CLIENT_CLOSED : ERR_BACKEND_CLOSED);
+            return;
+        }
+        if (n == 0) {
+            src->readable = false;
+            leg_gone(src, src->is_client ? ERR_CLIENT_CLOSED : ERR_BACKEND_CLOSED);
+            return;
+        }
+        src->last_rx = s->w->loop.now;
+        b->wpos += (uint32_t)n;
+        /* A short read drained the socket; edge-triggered epoll reports
+         * new bytes, but not a hang-up already reported, so keep reading
+         * to EOF after one. */
+        if ((size_t)n < room && !src->rdhup)
+            src->readable = false;
+        rc = parse(src, b);
+        if (!src->forward) {
+            /* Dropping this leg's frames: release what was parsed. */
+            for (struct buf *q = src->head; q; q = q->next)
+                q->rpos = q->ppos;
+            src->queued = 0;
+            trim(src);
+        }
+        if (rc < 0) {
+            proto_fail(src, rc);
+            return;
+        }
+    }
+}
+
+static void pump(struct leg *src)
+{
+    struct leg *dst = peer(src);
+
+    read_some(src);
+    if (src->s->st != SESS_ST_RELAY)
+        return;
+    if (src->queued > 0 || dst->ctl_len > dst->ctl_off)
+        flush(dst);
+}
+
+/* Send bytes to l; returns bytes written, 0 on EAGAIN (writable cleared),
+ * or -1 when the leg is gone. */
+static ssize_t send_iov(struct leg *l, struct iovec *iov, int cnt)
+{
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
+
+    for (;;) {
+        ssize_t n = sendmsg(l->io.fd, &mh, MSG_NOSIGNAL);
+        if (n >= 0)
+            return n;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN) {
+            l->writable = false;
+            return 0;
+        }
+        return -1;
+    }
+}
+
+/* Write what is queued for dst: its handshake bytes, a started control
+ * frame, the frames relayed from the other leg, then a new control frame
+ * once the relayed stream is at a frame boundary. */
+static void flush(struct leg *dst)
+{
+    struct session *s = dst->s;
+    struct leg *src = peer(dst);
+
+    if (dst->io.fd < 0 || !dst->writable)
+        return;
+    if (dst->pre) {
+        int rc = leg_write_pre(dst);
+        if (rc < 0) {
+            leg_gone(dst, dst->is_client ? ERR_CLIENT_CLOSED : ERR_BACKEND_CLOSED);
+            return;
+        }
+        if (rc == 0)
+            return;
+    }
+    for (;;) {
+        struct iovec iov[IOV_BATCH];
+        int cnt = 0;
+        size_t total = 0;
+        bool ctl;
+        ssize_t n;
+
+        if (dst->ctl_off > 0 && dst->ctl_off < dst->ctl_len) {
+            ctl = true;
+        } else if (src->queued > 0) {
+            ctl = false;
+        } else if (dst->ctl_len > dst->ctl_off && !src->in_frame) {
+            ctl = true;
+        } else {
+            break;
+        }
+        if (ctl) {
+            iov[0].iov_base = dst->ctl + dst->ctl_off;
+            iov[0].iov_len = dst->ctl_len - dst->ctl_off;
+            total = iov[0].iov_len;
+            cnt = 1;
+        } else {
+            for (struct buf *b = src->head; b && cnt < IOV_BATCH; b = b->next) {
+                if (b->ppos == b->rpos)
+                    continue;
+                iov[cnt].iov_base = b->data + b->rpos;
+                iov[cnt].iov_len = b->ppos - b->rpos;
+                total += iov[cnt].iov_len;
+                cnt++;
+            }
+        }
+        n = send_iov(dst, iov, cnt);
+        if (n < 0) {
+            leg_gone(dst, dst->is_client ? ERR_CLIENT_CLOSED : ERR_BACKEND_CLOSED);
+            return;
+        }
+        if (ctl) {
+            dst->ctl_off = (uint16_t)(dst->ctl_off + n);
+            if (dst->ping_end && dst->ctl_off >= dst->ping_end) {
+                dst->ping_end = 0;
+                dst->ping_queued = false;
+                dst->ping_out = true;
+                dst->ping_at = s->w->loop.now;
+            }
+            if (dst->ctl_off == dst->ctl_len)
+                dst->ctl_off = dst->ctl_len = 0;
+        } else {
+            size_t left = (size_t)n;
+            src->queued -= left;
+            for (struct buf *b = src->head; b && left > 0; b = b->next) {
+                size_t take = b->ppos - b->rpos;
+                if (take > left)
+                    take = left;
+                b->rpos += (uint32_t)take;
+                left -= take;
+            }
+            trim(src);
+        }
+        if ((size_t)n < total) {
+            dst->writable = false;
+            break;
+        }
+    }
+    if (src->throttled && src->queued <= s->w->cfg->low_watermark) {
+        src->throttled = false;
+        pump(src);
+    }
+}
+
+/* Close legs whose close handshake is done; end the session when both are. */
+static void reap(struct session *s)
+{
+    struct leg *legs[2] = {&s->c, &s->b};
+
+    if (s->st != SESS_ST_RELAY)
+        return;
+    for (int i = 0; i < 2; i++) {
+        struct leg *l = legs[i];
+        if (l->io.fd >= 0 && l->close_sent && l->close_rcvd && peer(l)->queued == 0 &&
+            l->ctl_len == 0 && !l->pre)
+            leg_shut(l);
+    }
+    if (s->c.io.fd < 0 && s->b.io.fd < 0)
+        session_finish(s);
+}
+
+void relay_event(struct leg *l, uint32_t events)
+{
+    struct session *s = l->s;
+
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+        l->rdhup = true;
+        l->readable = true;
+    }
+    if (events & EPOLLIN)
+        l->readable = true;
+    if (events & EPOLLOUT) {
+        l->writable = true;
+        flush(l);
+    }
+    if (s->st == SESS_ST_RELAY && l->io.fd >= 0 && l->readable)
+        pump(l);
+    reap(s);
+}
+
+static void schedule(struct session *s)
+{
+    const struct config *cfg = s->w->cfg;
+    uint64_t next = UINT64_MAX;
+    struct leg *legs[2] = {&s->c, &s->b};
+
+    if (s->closing)
+        next = s->deadline;
+    for (int i = 0; i < 2 && !s->closing; i++) {
+        struct leg *l = legs[i];
+        uint64_t at;
+        if (l->io.fd < 0)
+            continue;
+        if (l->ping_out)
+            at = l->ping_at + cfg->pong_timeout_ms;
+        else if (l->ping_queued)
+            at = s->w->loop.now + cfg->pong_timeout_ms;
+        else if (cfg->ping_interval_ms)
+            at = l->last_rx + cfg->ping_interval_ms;
+        else
+            continue;
+        if (at < next)
+            next = at;
+    }
+    if (cfg->idle_timeout_ms && !s->closing && s->last_data + cfg->idle_timeout_ms < next)
+        next = s->last_data + cfg->idle_timeout_ms;
+    if (next != UINT64_MAX)
+        timer_arm(&s->w->loop.wheel, &s->timer, next);
+}
+
+static void keepalive(struct leg *l)
+{
+    const struct config *cfg = l->s->w->cfg;
+    uint64_t now = l->s->w->loop.now;
+
+    if (l->io.fd < 0 || l->close_sent)
+        return;
+    if (l->ping_out && now >= l->ping_at + cfg->pong_timeout_ms) {
+        /* No pong: the peer or the path to it is dead. */
+        note_close(l->s, CLOSED_BY_PROXY, WS_CLOSE_ABNORMAL, (const uint8_t *)"pong timeout", 12);
+        leg_gone(l, ERR_PONG_TIMEOUT);
+        return;
+    }
+    if (cfg->ping_interval_ms && !l->ping_out && !l->ping_queued &&
+        now >= l->last_rx + cfg->ping_interval_ms) {
+        rng_bytes(&l->s->w->rng, l->ping_id, sizeof(l->ping_id));
+        ctl_frame(l, WS_OP_PING, l->ping_id, sizeof(l->ping_id));
+        l->ping_end = l->ctl_len;
+        l->ping_queued = true;
+        flush(l);
+    }
+}
+
+void relay_timer(struct session *s)
+{
+    const struct config *cfg = s->w->cfg;
+    uint64_t now = s->w->loop.now;
+
+    if (s->closing && now >= s->deadline) {
+        if (!s->err)
+            s->err = ERR_CLOSE_TIMEOUT;
+        session_finish(s);
+        return;
+    }
+    if (!s->closing) {
+        keepalive(&s->c);
+        if (s->st == SESS_ST_RELAY)
+            keepalive(&s->b);
+        if (s->st == SESS_ST_RELAY && !s->closing && cfg->idle_timeout_ms &&
+            now >= s->last_data + cfg->idle_timeout_ms) {
+            if (!s->err)
+                s->err = ERR_IDLE_TIMEOUT;
+            note_close(s, CLOSED_BY_PROXY, WS_CLOSE_GOING_AWAY, (const uint8_t *)"idle timeout",
+                       12);
+            queue_close(&s->c, WS_CLOSE_GOING_AWAY, "idle timeout");
+            queue_close(&s->b, WS_CLOSE_GOING_AWAY, "idle timeout");
+        }
+    }
+    if (s->st != SESS_ST_RELAY)
+        return;
+    reap(s);
+    if (s->st == SESS_ST_RELAY)
+        schedule(s);
+}
+
+void relay_shutdown(struct session *s)
+{
+    if (!s->err)
+        s->err = ERR_SHUTDOWN;
+    note_close(s, CLOSED_BY_PROXY, WS_CLOSE_GOING_AWAY, (const uint8_t *)"shutting down", 13);
+    queue_close(&s->c, WS_CLOSE_GOING_AWAY, "wsgate is shutting down");
+    queue_close(&s->b, WS_CLOSE_GOING_AWAY, "wsgate is shutting down");
+    reap(s);
+}
+
+/* Put bytes that arrived with a handshake into a leg's queue and parse. */
+static int preload(struct leg *l, const char *p, size_t n)
+{
+    while (n > 0) {
+        struct buf *b = rx_buf(l);
+        size_t take;
+        int rc;
+        if (!b)
+            return ERR_NOMEM;
+        take = BUF_DATA - b->wpos;
+        if (take > n)
+            take = n;
+        memcpy(b->data + b->wpos, p, take);
+        b->wpos += (uint32_t)take;
+        p += take;
+        n -= take;
+        rc = parse(l, b);
+        if (rc < 0) {
+            proto_fail(l, rc);
+            return 0;
+        }
+    }
+    return 0;
+}
+
+int relay_start(struct session *s, const char *client_extra, size_t cn, const char *backend_extra,
+                size_t bn)
+{
+    uint64_t now = s->w->loop.now;
+
+    s->st = SESS_ST_RELAY;
+    s->last_data = now;
+    s->c.last_rx = s->b.last_rx = now;
+    s->c.readable = s->b.readable = true;
+    s->c.writable = s->b.writable = true;
+    free(s->b.pre);
+    s->b.pre = NULL;
+    timer_disarm(&s->w->loop.wheel, &s->timer);
+    if (preload(&s->b, backend_extra, bn) < 0 || preload(&s->c, client_extra, cn) < 0) {
+        s->err = ERR_NOMEM;
+        session_finish(s);
+        return ERR_NOMEM;
+    }
+    flush(&s->c);
+    if (s->st == SESS_ST_RELAY)
+        flush(&s->b);
+    if (s->st == SESS_ST_RELAY && s->c.io.fd >= 0)
+        pump(&s->c);
+    if (s->st == SESS_ST_RELAY && s->b.io.fd >= 0)
+        pump(&s->b);
+    reap(s);
+    if (s->st == SESS_ST_RELAY)
+        schedule(s);
+    return s->st == SESS_ST_RELAY ? 0 : ERR_SYS;
+}

@@ -1,0 +1,185 @@
+/* A connection pair (session) and the worker that owns it. Internal to the
+ * proxy module: worker.c accepts and shuts down, upgrade.c runs the
+ * opening handshakes, relay.c relays frames. */
+#ifndef WSG_PROXY_SESSION_H
+#define WSG_PROXY_SESSION_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "config/config.h"
+#include "core/buf.h"
+#include "core/loop.h"
+#include "core/rand.h"
+#include "http/parser.h"
+#include "ws/frame.h"
+#include "ws/utf8.h"
+
+struct session;
+struct proxy;
+
+struct worker {
+    struct loop loop;
+    struct buf_pool pool;
+    struct rng rng;
+    struct proxy *proxy;      /* shared, read-only but for the connection count */
+    const struct config *cfg; /* borrowed snapshot */
+    struct io listen_io;      /* this worker's SO_REUSEPORT socket */
+    struct io wake_io;        /* eventfd: the main thread asks for shutdown */
+    struct session *sessions; /* every live session, for shutdown */
+    unsigned nsessions;
+    bool draining;           /* shutdown started: no accepts */
+    uint64_t drain_deadline; /* ms; sessions still open then are aborted */
+    struct timer drain_timer;
+    pthread_t thread;
+    unsigned id;
+};
+
+struct proxy {
+    const struct config *cfg;
+    struct worker *workers;
+    unsigned nworkers;
+    atomic_uint conns; /* client connections open, all workers */
+    char addr[64];     /* listen address actually bound */
+};
+
+enum sess_state {
+    SESS_ST_REQUEST, /* reading the client's request head */
+    SESS_ST_CONNECT, /* backend TCP connect in progress */
+    SESS_ST_UPGRADE, /* upgrade request sent, reading the backend's response head */
+    SESS_ST_BODY,    /* reading a backend's non-101 response body to relay it */
+    SESS_ST_RESPOND, /* writing an HTTP response to the client, then linger and close */
+    SESS_ST_LINGER,  /* response sent, write side shut, draining the client until EOF */
+    SESS_ST_RELAY,   /* WebSocket relay, including the closing handshake */
+    SESS_ST_DONE,    /* both sockets closed; freed after this loop pass */
+};
+
+enum closed_by { CLOSED_BY_NONE, CLOSED_BY_CLIENT, CLOSED_BY_BACKEND, CLOSED_BY_PROXY };
+
+/* One side of the pair. Bytes read from a leg are parsed into its rx queue
+ * and written from there to the other leg, in place. */
+struct leg {
+    struct io io;      /* fd (-1 once closed) and event callback */
+    struct session *s; /* owner */
+    bool is_client;
+
+    /* rx queue: bytes read from this leg; [rpos,ppos) of each buffer is
+     * waiting to be written to the peer leg */
+    struct buf *head, *tail;
+    size_t queued;                     /* bytes parsed and not yet written to the peer */
+    uint8_t frag[WS_MAX_HEADER + 125]; /* unparsed bytes kept while no buffer is held */
+    uint8_t nfrag;
+
+    /* frame parser for bytes read from this leg */
+    struct ws_seq seq;
+    struct ws_utf8 utf8;
+    uint64_t remaining;  /* payload bytes left in the current data frame */
+    uint64_t offset;     /* payload bytes of the current frame done (mask phase) */
+    uint8_t in_mask[4];  /* this frame's key as received (client leg) */
+    uint8_t out_mask[4]; /* key toward the backend for this frame (client leg) */
+    bool in_frame;       /* inside a data frame's payload */
+    bool text;           /* current message is text and is validated */
+    bool fin;            /* current data frame ends its message */
+
+    /* bytes wsgate itself sends to this leg, ahead of relayed frames:
+     * the handshake request/response first, later one control frame */
+    uint8_t *pre; /* malloc'd handshake bytes, or NULL */
+    uint32_t pre_len, pre_off;
+    uint8_t ctl[2 * (WS_MAX_HEADER + 125)]; /* generated ping and/or close frames */
+    uint16_t ctl_len, ctl_off;
+    uint16_t ping_end; /* ctl offset where the queued ping ends (0: none) */
+
+    /* state flags */
+    bool readable;    /* may have unread bytes (edge-triggered) */
+    bool rdhup;       /* peer hung up: read until EOF even after a short read */
+    bool throttled;   /* reading stopped: queued passed the high watermark */
+    bool writable;    /* last write did not hit EAGAIN */
+    bool eof;         /* read returned 0 or an error */
+    bool forward;     /* frames read from this leg are relayed (else dropped) */
+    bool close_rcvd;  /* a close frame was read from this leg */
+    bool close_sent;  /* a close frame was queued toward this leg */
+    bool ping_out;    /* wsgate's ping is outstanding */
+    bool ping_queued; /* wsgate's ping waits in ctl */
+    uint8_t ping_id[8];
+    uint64_t last_rx; /* ms of the last bytes read */
+    uint64_t ping_at; /* ms wsgate's ping was written */
+
+    /* counters for the access log: data messages and payload bytes read */
+    uint64_t msgs;
+    uint64_t bytes;
+};
+
+struct session {
+    struct leg c; /* client */
+    struct leg b; /* backend */
+    struct worker *w;
+    struct session *next, *prev; /* worker's list */
+    enum sess_state st;
+    struct timer timer;
+    struct defer defer;
+    int err;             /* sticky reason (ERR_*), 0 while all is well */
+    int status;          /* HTTP status sent to the client */
+    uint64_t start_ms;   /* accepted at */
+    uint64_t deadline;   /* handshake, connect or close deadline, ms */
+    uint64_t last_data;  /* ms of the last data frame either way (idle_timeout) */
+    unsigned close_code; /* first close seen, for the log */
+    char close_reason[124];
+    uint8_t close_reason_len;
+    enum closed_by closed_by;
+    bool counted; /* holds a slot in proxy->conns */
+    bool closing; /* a close handshake is under way */
+
+    const struct cfg_route *route;
+    struct sockaddr_storage peer;
+    char client[64];     /* "ip:port" */
+    char path[256];      /* request-target for the log (cut) */
+    char request_id[72]; /* kept from the client or generated */
+
+    /* handshake phase, freed when the relay starts */
+    char *hs;      /* client request head, then the backend's response */
+    size_t hs_len; /* bytes in hs */
+    size_t hs_cap;
+    size_t hs_scan; /* parser scan hint */
+    char *req_head; /* the client's request head kept for the response check */
+    struct http_header *req_hdrs;
+    struct http_header *resp_hdrs;
+    struct http_request req;
+    struct http_chunked chunked;
+    size_t req_len;      /* bytes in req_head, frames sent early included */
+    size_t req_head_len; /* length of the request head itself */
+    char *body;          /* backend's error body being collected */
+    size_t body_len;
+    uint64_t body_need; /* body bytes still expected (Content-Length) */
+    bool body_chunked;  /* body uses chunked transfer coding */
+    bool body_to_eof;   /* body ends when the backend closes */
+    char accept[32];    /* Sec-WebSocket-Accept we expect from the backend */
+};
+
+/* worker.c */
+void session_free_later(struct session *s);
+void session_release_slot(struct session *s);
+
+/* upgrade.c */
+void session_start(struct worker *w, int fd, const struct sockaddr_storage *peer);
+void session_respond(struct session *s, int status, int err, const char *detail);
+void session_timer(struct timer *t);
+/* Write l->pre from pre_off. Returns 1 when all is written (pre freed), 0 on
+ * EAGAIN, ERR_SYS when the peer is gone. */
+int leg_write_pre(struct leg *l);
+
+/* relay.c */
+int relay_start(struct session *s, const char *client_extra, size_t cn, const char *backend_extra,
+                size_t bn);
+void relay_event(struct leg *l, uint32_t events);
+void relay_timer(struct session *s);
+void relay_shutdown(struct session *s);
+
+/* Shared teardown: close both fds, log the access line, free later. */
+void session_finish(struct session *s);
+/* Close a leg's socket and drop its queue (and its share of conns). */
+void leg_close_fd(struct session *s, struct leg *l);
+
+#endif

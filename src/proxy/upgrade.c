@@ -1,0 +1,671 @@
+/* The opening handshakes of a session (RFC 6455 §4): read and check the
+ * client's request, connect to the backend, send our own upgrade request,
+ * check the backend's answer, then start the relay, or answer the client
+ * with an HTTP error. Nothing but an HTTP response reaches the client before
+ * the backend's valid 101 (no upgrade smuggling). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/sock.h"
+#include "http/handshake.h"
+#include "proxy/session.h"
+#include "route/route.h"
+
+#define RELAY_BODY_MAX (64 * 1024) /* bytes of a backend error body relayed to the client */
+#define LINGER_MAX_MS  2000        /* after an error response, drain the client this long */
+#define REQUEST_ID_MAX 64          /* longer client X-Request-Id values are replaced */
+
+static void on_event(struct io *io, uint32_t events);
+
+static struct leg *leg_of(struct io *io)
+{
+    return (struct leg *)((char *)io - offsetof(struct leg, io));
+}
+
+static void set_deadline(struct session *s, uint64_t at)
+{
+    s->deadline = at;
+    timer_arm(&s->w->loop.wheel, &s->timer, at);
+}
+
+static void leg_init(struct session *s, struct leg *l, bool is_client)
+{
+    l->s = s;
+    l->is_client = is_client;
+    l->io.fd = -1;
+    l->io.cb = on_event;
+    l->forward = true;
+    l->writable = true;
+}
+
+void session_start(struct worker *w, int fd, const struct sockaddr_storage *peer)
+{
+    struct session *s = calloc(1, sizeof(*s));
+    unsigned n;
+
+    if (!s) {
+        close(fd);
+        return;
+    }
+    s->w = w;
+    leg_init(s, &s->c, true);
+    leg_init(s, &s->b, false);
+    s->c.io.fd = fd;
+    s->peer = *peer;
+    s->start_ms = w->loop.now;
+    s->st = SESS_ST_REQUEST;
+    timer_init(&s->timer, session_timer);
+    sock_addr_text((const struct sockaddr *)peer, s->client, sizeof(s->client));
+    sock_tune(fd);
+    s->next = w->sessions;
+    if (w->sessions)
+        w->sessions->prev = s;
+    w->sessions = s;
+    w->nsessions++;
+
+    n = atomic_fetch_add_explicit(&w->proxy->conns, 1, memory_order_relaxed) + 1;
+    s->counted = true;
+    if (loop_add(&w->loop, &s->c.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
+        s->err = ERR_SYS;
+        session_finish(s);
+        return;
+    }
+    if (n > w->cfg->max_connections) {
+        session_respond(s, 503, ERR_OVERLOADED, err_str(ERR_OVERLOADED));
+        return;
+    }
+    set_deadline(s, w->loop.now + w->cfg->handshake_timeout_ms);
+}
+
+int leg_write_pre(struct leg *l)
+{
+    while (l->pre_off < l->pre_len) {
+        ssize_t n = send(l->io.fd, l->pre + l->pre_off, l->pre_len - l->pre_off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                l->writable = false;
+                return 0;
+            }
+            return ERR_SYS;
+        }
+        l->pre_off += (uint32_t)n;
+    }
+    free(l->pre);
+    l->pre = NULL;
+    l->pre_len = l->pre_off = 0;
+    return 1;
+}
+
+static void linger_read(struct session *s)
+{
+    char sink[4096];
+
+    for (;;) {
+        ssize_t n = read(s->c.io.fd, sink, sizeof(sink));
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        session_finish(s); /* EOF or reset: the client has our response */
+        return;
+    }
+}
+
+static void respond_flush(struct session *s)
+{
+    int rc = leg_write_pre(&s->c);
+
+    if (rc == 0)
+        return;
+    if (rc < 0) {
+        session_finish(s);
+        return;
+    }
+    /* Half-close and drain what the client still sends, so closing with
+     * unread bytes does not reset the connection and destroy our response
+     * before the client reads it. */
+    shutdown(s->c.io.fd, SHUT_WR);
+    s->st = SESS_ST_LINGER;
+    linger_read(s);
+}
+
+static void set_pre(struct leg *l, char *bytes, size_t len)
+{
+    free(l->pre);
+    l->pre = (uint8_t *)bytes;
+    l->pre_len = (uint32_t)len;
+    l->pre_off = 0;
+}
+
+static void start_respond(struct session *s, char *resp, size_t len)
+{
+    uint64_t linger = s->w->cfg->close_timeout_ms;
+
+    leg_close_fd(s, &s->b);
+    set_pre(&s->c, resp, len);
+    s->st = SESS_ST_RESPOND;
+    if (linger > LINGER_MAX_MS)
+        linger = LINGER_MAX_MS;
+    set_deadline(s, s->w->loop.now + linger);
+    respond_flush(s);
+}
+
+void session_respond(struct session *s, int status, int err, const char *detail)
+{
+    size_t cap = 512;
+    char *resp = malloc(cap);
+    int n;
+
+    if (!s->err)
+        s->err = err;
+    s->status = status;
+    if (s->closed_by == CLOSED_BY_NONE)
+        s->closed_by = CLOSED_BY_PROXY;
+    if (!resp || (n = hs_build_error(resp, cap, status, detail)) < 0) {
+        free(resp);
+        session_finish(s);
+        return;
+    }
+    start_respond(s, resp, (size_t)n);
+}
+
+static void fail(struct session *s, int err)
+{
+    session_respond(s, hs_status_for(err), err, err_str(err));
+}
+
+static bool valid_request_id(struct http_span v)
+{
+    if (v.n == 0 || v.n > REQUEST_ID_MAX)
+        return false;
+    for (size_t i = 0; i < v.n; i++) {
+        unsigned char c = (unsigned char)v.p[i];
+        if (c <= 0x20 || c >= 0x7f || c == '"' || c == '\\')
+            return false;
+    }
+    return true;
+}
+
+static void make_request_id(struct session *s, struct http_span given)
+{
+    static const char hex[] = "0123456789abcdef";
+    uint8_t r[16];
+
+    if (valid_request_id(given)) {
+        memcpy(s->request_id, given.p, given.n);
+        s->request_id[given.n] = '\0';
+        return;
+    }
+    rng_bytes(&s->w->rng, r, sizeof(r));
+    for (size_t i = 0; i < sizeof(r); i++) {
+        s->request_id[2 * i] = hex[r[i] >> 4];
+        s->request_id[2 * i + 1] = hex[r[i] & 15];
+    }
+    s->request_id[2 * sizeof(r)] = '\0';
+}
+
+static const struct http_limits *limits(const struct session *s, struct http_limits *lim)
+{
+    lim->max_head = s->w->cfg->max_header_size;
+    lim->max_headers = s->w->cfg->max_headers;
+    return lim;
+}
+
+/* The request head is complete and parsed: check it, pick the route,
+ * connect to the backend and prepare our upgrade request. */
+static void request_ready(struct session *s)
+{
+    const struct config *cfg = s->w->cfg;
+    struct hs_request_info info;
+    struct hs_upstream up;
+    char ip[64], key[HS_KEY_LEN + 1];
+    uint8_t nonce[16];
+    size_t cap;
+    char *out;
+    int rc, fd;
+    size_t plen;
+
+    plen = s->req.target.n < sizeof(s->path) - 1 ? s->req.target.n : sizeof(s->path) - 1;
+    memcpy(s->path, s->req.target.p, plen);
+    s->path[plen] = '\0';
+
+    rc = hs_check_request(&s->req, &info);
+    if (rc < 0) {
+        fail(s, rc);
+        return;
+    }
+    make_request_id(s, info.request_id);
+    s->route = route_match(cfg, s->req.target.p, s->req.target.n);
+    if (!s->route) {
+        fail(s, ERR_NO_ROUTE);
+        return;
+    }
+
+    rng_bytes(&s->w->rng, nonce, sizeof(nonce));
+    hs_make_key(nonce, key);
+    hs_accept_key(key, HS_KEY_LEN, s->accept);
+    sock_ip_text((const struct sockaddr *)&s->peer, ip, sizeof(ip));
+    up.key = key;
+    up.client_ip = ip;
+    up.proto = "http";
+    up.request_id.p = s->request_id;
+    up.request_id.n = strlen(s->request_id);
+    cap = s->req_head_len + 512 + up.request_id.n;
+    out = malloc(cap);
+    if (!out) {
+        fail(s, ERR_NOMEM);
+        return;
+    }
+    rc = hs_build_upstream(out, cap, &s->req, &info, &up);
+    if (rc < 0) {
+        free(out);
+        fail(s, rc);
+        return;
+    }
+
+    fd = sock_connect((const struct sockaddr *)&s->route->backend.addr.sa,
+                      s->route->backend.addr.len);
+    if (fd < 0) {
+        free(out);
+        fail(s, ERR_BACKEND_CONNECT);
+        return;
+    }
+    s->b.io.fd = fd;
+    set_pre(&s->b, out, (size_t)rc);
+    if (loop_add(&s->w->loop, &s->b.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
+        fail(s, ERR_BACKEND_CONNECT);
+        return;
+    }
+    s->st = SESS_ST_CONNECT;
+    set_deadline(s, s->w->loop.now + cfg->connect_timeout_ms);
+}
+
+static void read_request(struct session *s)
+{
+    struct http_limits lim;
+    int rc;
+
+    if (!s->req_head) {
+        s->req_head = malloc(s->w->cfg->max_header_size);
+        s->req_hdrs = malloc(sizeof(*s->req_hdrs) * s->w->cfg->max_headers);
+        if (!s->req_head || !s->req_hdrs) {
+            s->err = ERR_NOMEM;
+            session_finish(s);
+            return;
+        }
+    }
+    limits(s, &lim);
+    for (;;) {
+        size_t room = lim.max_head - s->req_len;
+        ssize_t n;
+
+        if (room == 0) {
+            fail(s, ERR_HTTP_HEAD_TOO_BIG);
+            return;
+        }
+        n = read(s->c.io.fd, s->req_head + s->req_len, room);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) {
+            /* Gone before finishing its request: nothing to answer. */
+            s->err = ERR_CLIENT_CLOSED;
+            s->closed_by = CLOSED_BY_CLIENT;
+            session_finish(s);
+            return;
+        }
+        s->req_len += (size_t)n;
+        s->req.headers = s->req_hdrs;
+        rc = http_parse_request(s->req_head, s->req_len, &lim, &s->req, &s->hs_scan);
+        if (rc == ERR_AGAIN)
+            continue;
+        if (rc < 0) {
+            fail(s, rc);
+            return;
+        }
+        s->req_head_len = (size_t)rc;
+        request_ready(s);
+        return;
+    }
+}
+
+static void relay_error_response(struct session *s)
+{
+    struct http_response resp;
+    struct http_limits lim;
+    size_t head_len, scan = 0;
+    size_t cap;
+    char *out;
+    int n;
+
+    /* Re-parse the head kept in s->hs: spans point into it. */
+    limits(s, &lim);
+    resp.headers = s->resp_hdrs;
+    n = http_parse_response(s->hs, s->hs_len, &lim, &resp, &scan);
+    if (n < 0) {
+        fail(s, ERR_HS_STATUS);
+        return;
+    }
+    head_len = (size_t)n;
+    cap = head_len + 128 + s->body_len;
+    out = malloc(cap);
+    if (!out) {
+        fail(s, ERR_NOMEM);
+        return;
+    }
+    n = hs_build_relayed_head(out, cap, &resp, s->body_len);
+    if (n < 0) {
+        free(out);
+        fail(s, ERR_HS_STATUS);
+        return;
+    }
+    if (s->body_len)
+        memcpy(out + n, s->body, s->body_len);
+    s->status = resp.status;
+    s->err = ERR_HS_STATUS;
+    s->closed_by = CLOSED_BY_BACKEND;
+    start_respond(s, out, (size_t)n + s->body_len);
+}
+
+/* Append backend body bytes (raw, possibly chunked) to s->body. Returns true
+ * when the body is complete or the relay bound is reached. */
+static bool body_feed(struct session *s, const char *p, size_t n)
+{
+    while (n > 0 && s->body_len < RELAY_BODY_MAX) {
+        size_t room = RELAY_BODY_MAX - s->body_len;
+        if (s->body_chunked) {
+            size_t out = 0;
+            int used = http_chunked_decode(&s->chunked, p, n, s->body + s->body_len, room, &out);
+            if (used < 0)
+                return true; /* malformed: relay what decoded so far */
+            s->body_len += out;
+            p += used;
+            n -= (size_t)used;
+            if (s->chunked.done)
+                return true;
+            if (used == 0 && out == 0)
+                return true;
+        } else {
+            size_t take = n < room ? n : room;
+            if (!s->body_to_eof && take > s->body_need)
+                take = (size_t)s->body_need;
+            memcpy(s->body + s->body_len, p, take);
+            s->body_len += take;
+            s->body_need -= s->body_to_eof ? 0 : take;
+            p += take;
+            n -= take;
+            if (!s->body_to_eof && s->body_need == 0)
+                return true;
+        }
+    }
+    return s->body_len >= RELAY_BODY_MAX ||
+           (!s->body_to_eof && !s->body_chunked && s->body_need == 0);
+}
+
+static bool parse_content_length(struct http_span v, uint64_t *out)
+{
+    uint64_t n = 0;
+
+    if (v.n == 0 || v.n > 18)
+        return false;
+    for (size_t i = 0; i < v.n; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return false;
+        n = n * 10 + (uint64_t)(v.p[i] - '0');
+    }
+    *out = n;
+    return true;
+}
+
+/* A non-101 answer: collect its body (bounded) and relay it. */
+static void start_body(struct session *s, const struct http_response *resp, size_t head_len)
+{
+    unsigned from = 0;
+    int i;
+
+    s->err = ERR_HS_STATUS;
+    s->body = malloc(RELAY_BODY_MAX);
+    if (!s->body) {
+        fail(s, ERR_NOMEM);
+        return;
+    }
+    s->body_len = 0;
+    s->body_need = 0;
+    s->body_chunked = false;
+    s->body_to_eof = false;
+    if (resp->status >= 200 && resp->status != 204 && resp->status != 304) {
+        if (http_has_token(resp->headers, resp->nheaders, "Transfer-Encoding", "chunked")) {
+            s->body_chunked = true;
+            memset(&s->chunked, 0, sizeof(s->chunked));
+        } else if ((i = http_header_next(resp->headers, resp->nheaders, "Content-Length", &from)) >=
+                   0) {
+            if (!parse_content_length(resp->headers[i].value, &s->body_need))
+                s->body_need = 0;
+        } else {
+            s->body_to_eof = true;
+        }
+    }
+    s->st = SESS_ST_BODY;
+    if (body_feed(s, s->hs + head_len, s->hs_len - head_len) ||
+        (!s->body_chunked && !s->body_to_eof && s->body_need == 0)) {
+        s->hs_len = head_len;
+        relay_error_response(s);
+        return;
+    }
+    s->hs_len = head_len;
+}
+
+static void read_body(struct session *s)
+{
+    char chunk[16384];
+
+    for (;;) {
+        ssize_t n = read(s->b.io.fd, chunk, sizeof(chunk));
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0 || body_feed(s, chunk, (size_t)n)) {
+            relay_error_response(s);
+            return;
+        }
+    }
+}
+
+static void response_ready(struct session *s, struct http_response *resp, size_t head_len)
+{
+    struct http_span proto, key;
+    unsigned from = 0;
+    char *out;
+    int rc, i;
+
+    if (resp->status != 101) {
+        start_body(s, resp, head_len);
+        return;
+    }
+    rc = hs_check_response(resp, s->accept, &s->req, &proto);
+    if (rc < 0) {
+        fail(s, rc);
+        return;
+    }
+    i = http_header_next(s->req.headers, s->req.nheaders, "Sec-WebSocket-Key", &from);
+    key = s->req.headers[i].value;
+    out = malloc(256 + proto.n);
+    if (!out || (rc = hs_build_101(out, 256 + proto.n, key, proto)) < 0) {
+        free(out);
+        fail(s, ERR_NOMEM);
+        return;
+    }
+    set_pre(&s->c, out, (size_t)rc);
+    s->status = 101;
+    rc = relay_start(s, s->req_head + s->req_head_len, s->req_len - s->req_head_len,
+                     s->hs + head_len, s->hs_len - head_len);
+    if (rc < 0)
+        return;
+    free(s->hs);
+    free(s->req_head);
+    free(s->req_hdrs);
+    free(s->resp_hdrs);
+    s->hs = s->req_head = NULL;
+    s->req_hdrs = s->resp_hdrs = NULL;
+}
+
+static void read_response(struct session *s)
+{
+    struct http_limits lim;
+    struct http_response resp;
+    int rc;
+
+    limits(s, &lim);
+    if (!s->hs) {
+        s->hs_cap = lim.max_head;
+        s->hs = malloc(s->hs_cap);
+        s->resp_hdrs = malloc(sizeof(*s->resp_hdrs) * lim.max_headers);
+        s->hs_scan = 0;
+        if (!s->hs || !s->resp_hdrs) {
+            fail(s, ERR_NOMEM);
+            return;
+        }
+    }
+    for (;;) {
+        size_t room = s->hs_cap - s->hs_len;
+        ssize_t n;
+
+        if (room == 0) {
+            fail(s, ERR_HS_STATUS);
+            return;
+        }
+        n = read(s->b.io.fd, s->hs + s->hs_len, room);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN)
+            return;
+        if (n <= 0) {
+            fail(s, ERR_BACKEND_CLOSED);
+            return;
+        }
+        s->hs_len += (size_t)n;
+        resp.headers = s->resp_hdrs;
+        rc = http_parse_response(s->hs, s->hs_len, &lim, &resp, &s->hs_scan);
+        if (rc == ERR_AGAIN)
+            continue;
+        if (rc < 0) {
+            /* Not HTTP, or too big: never tunnel what we cannot check. */
+            fail(s, ERR_HS_STATUS);
+            return;
+        }
+        response_ready(s, &resp, (size_t)rc);
+        return;
+    }
+}
+
+static void backend_event(struct session *s, uint32_t events)
+{
+    int rc;
+
+    if (s->st == SESS_ST_CONNECT) {
+        if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+            return;
+        if (sock_error(s->b.io.fd) != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+            fail(s, ERR_BACKEND_CONNECT);
+            return;
+        }
+        s->st = SESS_ST_UPGRADE;
+    }
+    if (s->st == SESS_ST_UPGRADE && s->b.pre) {
+        rc = leg_write_pre(&s->b);
+        if (rc < 0) {
+            fail(s, ERR_BACKEND_CLOSED);
+            return;
+        }
+    }
+    if (s->st == SESS_ST_UPGRADE && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+        read_response(s);
+    else if (s->st == SESS_ST_BODY && (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+        read_body(s);
+}
+
+static void client_event(struct session *s, uint32_t events)
+{
+    switch (s->st) {
+    case SESS_ST_REQUEST:
+        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            read_request(s);
+        break;
+    case SESS_ST_RESPOND:
+        if (events & (EPOLLERR | EPOLLHUP))
+            session_finish(s);
+        else if (events & EPOLLOUT)
+            respond_flush(s);
+        break;
+    case SESS_ST_LINGER:
+        linger_read(s);
+        break;
+    default:
+        /* Waiting on the backend: the client must not send before our 101;
+         * anything it does send stays in the socket until the relay starts.
+         * Only a hang-up matters now. */
+        if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
+            s->err = ERR_CLIENT_CLOSED;
+            s->closed_by = CLOSED_BY_CLIENT;
+            session_finish(s);
+        }
+        break;
+    }
+}
+
+static void on_event(struct io *io, uint32_t events)
+{
+    struct leg *l = leg_of(io);
+    struct session *s = l->s;
+
+    if (s->st == SESS_ST_DONE || io->fd < 0)
+        return;
+    if (s->st == SESS_ST_RELAY) {
+        relay_event(l, events);
+        return;
+    }
+    if (l->is_client)
+        client_event(s, events);
+    else
+        backend_event(s, events);
+}
+
+void session_timer(struct timer *t)
+{
+    struct session *s = (struct session *)((char *)t - offsetof(struct session, timer));
+
+    switch (s->st) {
+    case SESS_ST_REQUEST:
+        fail(s, ERR_HANDSHAKE_TIMEOUT);
+        break;
+    case SESS_ST_CONNECT:
+    case SESS_ST_UPGRADE:
+        fail(s, ERR_BACKEND_TIMEOUT);
+        break;
+    case SESS_ST_BODY:
+        relay_error_response(s);
+        break;
+    case SESS_ST_RESPOND:
+    case SESS_ST_LINGER:
+        session_finish(s);
+        break;
+    case SESS_ST_RELAY:
+        relay_timer(s);
+        break;
+    case SESS_ST_DONE:
+        break;
+    }
+}

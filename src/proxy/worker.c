@@ -1,0 +1,335 @@
+/* Worker threads: accept, session bookkeeping, the access log, and
+ * graceful shutdown. */
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/sock.h"
+#include "proxy/proxy.h"
+#include "proxy/session.h"
+
+#define ACCEPT_BATCH 64  /* accepts per readiness event before yielding to relays */
+#define POOL_CACHE   256 /* free buffers a worker keeps (4 MiB) */
+
+static const char *const closed_by_names[] = {"none", "client", "backend", "proxy"};
+
+static void log_access(struct session *s)
+{
+    struct log_line l;
+    uint64_t now = s->w->loop.now;
+
+    if (!log_begin(&l, LOG_INFO, "access"))
+        return;
+    log_str(&l, "client", s->client);
+    log_str(&l, "request_id", s->request_id);
+    log_str(&l, "path", s->path);
+    log_str(&l, "backend", s->route ? s->route->backend.addr.text : "");
+    log_int(&l, "status", s->status);
+    log_ms(&l, "duration_ms", (now - s->start_ms) * 1000);
+    log_uint(&l, "msgs_in", s->c.msgs);
+    log_uint(&l, "bytes_in", s->c.bytes);
+    log_uint(&l, "msgs_out", s->b.msgs);
+    log_uint(&l, "bytes_out", s->b.bytes);
+    if (s->close_code)
+        log_uint(&l, "close_code", s->close_code);
+    if (s->close_code)
+        log_strn(&l, "close_reason", s->close_reason, s->close_reason_len);
+    log_str(&l, "closed_by", closed_by_names[s->closed_by]);
+    log_str(&l, "error", err_name(s->err));
+    log_end(&l);
+}
+
+static void free_session(struct defer *d)
+{
+    struct session *s = (struct session *)((char *)d - offsetof(struct session, defer));
+    struct worker *w = s->w;
+
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        w->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    w->nsessions--;
+    free(s);
+    if (w->draining && w->nsessions == 0)
+        w->loop.stop = true;
+}
+
+void session_release_slot(struct session *s)
+{
+    if (s->counted) {
+        atomic_fetch_sub_explicit(&s->w->proxy->conns, 1, memory_order_relaxed);
+        s->counted = false;
+    }
+}
+
+static void drop_queue(struct worker *w, struct leg *l)
+{
+    while (l->head) {
+        struct buf *b = l->head;
+        l->head = b->next;
+        buf_put(&w->pool, b);
+    }
+    l->tail = NULL;
+    l->queued = 0;
+    free(l->pre);
+    l->pre = NULL;
+}
+
+void leg_close_fd(struct session *s, struct leg *l)
+{
+    if (l->io.fd >= 0)
+        close(l->io.fd);
+    l->io.fd = -1;
+    l->eof = true;
+    l->readable = false;
+    drop_queue(s->w, l);
+    if (l->is_client)
+        session_release_slot(s);
+}
+
+void session_finish(struct session *s)
+{
+    if (s->st == SESS_ST_DONE)
+        return;
+    s->st = SESS_ST_DONE;
+    leg_close_fd(s, &s->c);
+    leg_close_fd(s, &s->b);
+    timer_disarm(&s->w->loop.wheel, &s->timer);
+    log_access(s);
+    free(s->hs);
+    free(s->req_head);
+    free(s->req_hdrs);
+    free(s->resp_hdrs);
+    free(s->body);
+    s->body = NULL;
+    s->hs = s->req_head = NULL;
+    s->req_hdrs = s->resp_hdrs = NULL;
+    session_free_later(s);
+}
+
+void session_free_later(struct session *s)
+{
+    loop_defer(&s->w->loop, &s->defer, free_session);
+}
+
+static void on_accept(struct io *io, uint32_t events)
+{
+    struct worker *w = (struct worker *)((char *)io - offsetof(struct worker, listen_io));
+
+    for (int i = 0; i < ACCEPT_BATCH && !w->draining; i++) {
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof(peer);
+        int fd = accept4(io->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK)
+                return;
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            /* EMFILE/ENFILE/ENOBUFS: out of descriptors or memory. The
+             * pending connection stays in the backlog; try again on the
+             * next pass instead of spinning now. */
+            log_simple(LOG_WARN, "accept failed", strerror(errno));
+            return;
+        }
+        session_start(w, fd, &peer);
+    }
+    /* Batch exhausted with connections possibly pending: edge-triggered
+     * epoll will not report them again, so come back after this pass. */
+    if (!w->draining) {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = io};
+        epoll_ctl(w->loop.epfd, EPOLL_CTL_MOD, io->fd, &ev);
+    }
+}
+
+static void drain_expired(struct timer *t)
+{
+    struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, drain_timer));
+
+    for (struct session *s = w->sessions; s; s = s->next) {
+        if (s->st != SESS_ST_DONE) {
+            if (!s->err)
+                s->err = ERR_SHUTDOWN;
+            session_finish(s);
+        }
+    }
+    w->loop.stop = true;
+}
+
+static void on_wake(struct io *io, uint32_t events)
+{
+    struct worker *w = (struct worker *)((char *)io - offsetof(struct worker, wake_io));
+    uint64_t v;
+
+    while (read(io->fd, &v, sizeof(v)) > 0) {
+    }
+    if (w->draining)
+        return;
+    w->draining = true;
+    close(w->listen_io.fd);
+    w->listen_io.fd = -1;
+    w->drain_deadline = w->loop.now + w->cfg->shutdown_timeout_ms;
+    timer_arm(&w->loop.wheel, &w->drain_timer, w->drain_deadline);
+    for (struct session *s = w->sessions; s; s = s->next) {
+        if (s->st == SESS_ST_RELAY)
+            relay_shutdown(s);
+        else if (s->st == SESS_ST_REQUEST || s->st == SESS_ST_CONNECT || s->st == SESS_ST_UPGRADE)
+            session_respond(s, 503, ERR_SHUTDOWN, err_str(ERR_SHUTDOWN));
+    }
+    if (w->nsessions == 0)
+        w->loop.stop = true;
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+
+    loop_run(&w->loop);
+    return NULL;
+}
+
+static int worker_init(struct worker *w, struct proxy *p, unsigned id, int listen_fd)
+{
+    memset(w, 0, sizeof(*w));
+    w->proxy = p;
+    w->cfg = p->cfg;
+    w->id = id;
+    w->listen_io.fd = listen_fd;
+    w->wake_io.fd = -1;
+    if (loop_init(&w->loop) < 0 || rng_init(&w->rng) < 0)
+        return ERR_SYS;
+    buf_pool_init(&w->pool, POOL_CACHE);
+    timer_init(&w->drain_timer, drain_expired);
+    w->listen_io.cb = on_accept;
+    w->wake_io.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->wake_io.cb = on_wake;
+    if (w->wake_io.fd < 0 || loop_add(&w->loop, &w->listen_io, EPOLLIN) < 0 ||
+        loop_add(&w->loop, &w->wake_io, EPOLLIN) < 0)
+        return ERR_SYS;
+    return 0;
+}
+
+static void worker_destroy(struct worker *w)
+{
+    if (w->listen_io.fd >= 0)
+        close(w->listen_io.fd);
+    if (w->wake_io.fd >= 0)
+        close(w->wake_io.fd);
+    loop_destroy(&w->loop);
+    buf_pool_destroy(&w->pool);
+}
+
+static void set_port(struct sockaddr_storage *ss, unsigned port)
+{
+    if (ss->ss_family == AF_INET6)
+        ((struct sockaddr_in6 *)ss)->sin6_port = htons((uint16_t)port);
+    else
+        ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
+}
+
+int proxy_start(struct proxy **out, const struct config *cfg)
+{
+    struct proxy *p = calloc(1, sizeof(*p));
+    struct sockaddr_storage addr = cfg->listen.sa;
+    unsigned n = cfg->workers;
+    int probe, rc;
+
+    if (!p)
+        return ERR_NOMEM;
+    if (n == 0) {
+        long cores = sysconf(_SC_NPROCESSORS_ONLN);
+        n = cores > 0 ? (unsigned)cores : 1;
+    }
+    p->cfg = cfg;
+    atomic_init(&p->conns, 0);
+    /* SO_REUSEPORT would let us share a port with another wsgate started by
+     * mistake; bind once without it first, so a port in use is an error.
+     * This also resolves port 0 to the port every worker then binds. */
+    probe = sock_listen((struct sockaddr *)&addr, cfg->listen.len, false, 1);
+    if (probe < 0) {
+        int e = errno;
+        struct log_line l;
+        if (log_begin(&l, LOG_ERROR, "cannot listen")) {
+            log_str(&l, "addr", cfg->listen.text);
+            log_str(&l, "error", strerror(e));
+            log_end(&l);
+        }
+        free(p);
+        errno = e;
+        return ERR_SYS;
+    }
+    set_port(&addr, sock_local_port(probe));
+    close(probe);
+    sock_addr_text((struct sockaddr *)&addr, p->addr, sizeof(p->addr));
+
+    p->workers = calloc(n, sizeof(*p->workers));
+    if (!p->workers) {
+        free(p);
+        return ERR_NOMEM;
+    }
+    for (unsigned i = 0; i < n; i++) {
+        int fd = sock_listen((struct sockaddr *)&addr, cfg->listen.len, true, 4096);
+        if (fd < 0 || (rc = worker_init(&p->workers[i], p, i, fd)) < 0) {
+            int e = errno;
+            log_simple(LOG_ERROR, "cannot start worker", strerror(e));
+            if (fd >= 0)
+                worker_destroy(&p->workers[i]);
+            for (unsigned j = 0; j < i; j++)
+                worker_destroy(&p->workers[j]);
+            free(p->workers);
+            free(p);
+            errno = e;
+            return ERR_SYS;
+        }
+    }
+    for (unsigned i = 0; i < n; i++) {
+        if (pthread_create(&p->workers[i].thread, NULL, worker_main, &p->workers[i]) != 0) {
+            log_simple(LOG_ERROR, "cannot start worker thread", strerror(errno));
+            /* Threads already running exit through the shutdown path. */
+            p->nworkers = i;
+            proxy_shutdown(p);
+            proxy_join(p);
+            return ERR_SYS;
+        }
+        p->nworkers = i + 1;
+    }
+    *out = p;
+    return 0;
+}
+
+const char *proxy_addr(const struct proxy *p)
+{
+    return p->addr;
+}
+
+unsigned proxy_workers(const struct proxy *p)
+{
+    return p->nworkers;
+}
+
+void proxy_shutdown(struct proxy *p)
+{
+    uint64_t one = 1;
+
+    for (unsigned i = 0; i < p->nworkers; i++) {
+        ssize_t rc = write(p->workers[i].wake_io.fd, &one, sizeof(one));
+        (void)rc; /* an eventfd write fails only when the counter is saturated */
+    }
+}
+
+void proxy_join(struct proxy *p)
+{
+    for (unsigned i = 0; i < p->nworkers; i++)
+        pthread_join(p->workers[i].thread, NULL);
+    for (unsigned i = 0; i < p->nworkers; i++)
+        worker_destroy(&p->workers[i]);
+    free(p->workers);
+    free(p);
+}

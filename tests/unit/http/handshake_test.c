@@ -1,0 +1,907 @@
+/* Unit tests for src/http/handshake.c: request validation, keys, the backend
+ * request, the backend's 101, and the responses the proxy writes. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "core/err.h"
+#include "http/handshake.h"
+
+#define MAXH 32
+
+static const struct http_limits lim = {16384, MAXH};
+
+#define assert_span(sp, lit)                                                                       \
+    do {                                                                                           \
+        struct http_span s_ = (sp);                                                                \
+        assert_int_equal(s_.n, strlen(lit));                                                       \
+        if (s_.n > 0)                                                                              \
+            assert_memory_equal(s_.p, (lit), s_.n);                                                \
+    } while (0)
+
+#define RFC_KEY    "dGhlIHNhbXBsZSBub25jZQ=="
+#define RFC_ACCEPT "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+#define OUR_KEY    "AQIDBAUGBwgJCgsMDQ4PEA=="
+
+/* A parsed request that owns its buffer. */
+struct preq {
+    char *buf;
+    struct http_header h[MAXH];
+    struct http_request req;
+};
+
+static void parse_req(struct preq *p, const char *s)
+{
+    size_t n = strlen(s);
+    size_t scan = 0;
+    p->buf = malloc(n);
+    assert_non_null(p->buf);
+    memcpy(p->buf, s, n);
+    p->req.headers = p->h;
+    int rc = http_parse_request(p->buf, n, &lim, &p->req, &scan);
+    if (rc != (int)n)
+        fail_msg("request did not parse: %d (%s)", rc, err_name(rc));
+}
+
+struct presp {
+    char *buf;
+    struct http_header h[MAXH];
+    struct http_response resp;
+};
+
+static void parse_resp(struct presp *p, const char *s)
+{
+    size_t n = strlen(s);
+    size_t scan = 0;
+    p->buf = malloc(n);
+    assert_non_null(p->buf);
+    memcpy(p->buf, s, n);
+    p->resp.headers = p->h;
+    int rc = http_parse_response(p->buf, n, &lim, &p->resp, &scan);
+    if (rc != (int)n)
+        fail_msg("response did not parse: %d (%s)", rc, err_name(rc));
+}
+
+static int check(const char *s)
+{
+    struct preq p;
+    struct hs_request_info info;
+    parse_req(&p, s);
+    int rc = hs_check_request(&p.req, &info);
+    free(p.buf);
+    return rc;
+}
+
+#define REQ_START "GET /chat HTTP/1.1\r\n"
+#define REQ_HOST  "Host: server.example.com\r\n"
+#define REQ_UPG   "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+#define REQ_VER   "Sec-WebSocket-Version: 13\r\n"
+#define REQ_KEY   "Sec-WebSocket-Key: " RFC_KEY "\r\n"
+#define GOOD_REQ  REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER "\r\n"
+
+/* ---- hs_check_request ---- */
+
+static void test_check_request_valid(void **state)
+{
+    struct preq p;
+    struct hs_request_info info;
+
+    parse_req(&p, "GET /chat?x=1&y=%20 HTTP/1.1\r\n"
+                  "host: Server.Example.com:8080\r\n"
+                  "UPGRADE: WebSocket\r\n"
+                  "Connection: keep-alive, Upgrade\r\n"
+                  "sec-websocket-key: " RFC_KEY "\r\n"
+                  "Sec-WebSocket-Version: 13\r\n"
+                  "Content-Length: 0\r\n"
+                  "X-Request-Id: abc-123\r\n"
+                  "X-Request-Id: second\r\n"
+                  "\r\n");
+    assert_int_equal(hs_check_request(&p.req, &info), 0);
+    assert_span(info.path, "/chat?x=1&y=%20");
+    assert_span(info.host, "Server.Example.com:8080");
+    assert_span(info.key, RFC_KEY);
+    assert_span(info.request_id, "abc-123");
+    free(p.buf);
+
+    parse_req(&p, GOOD_REQ);
+    assert_int_equal(hs_check_request(&p.req, &info), 0);
+    assert_span(info.request_id, "");
+    free(p.buf);
+
+    assert_int_equal(check(REQ_START "Host: [::1]:80\r\n" REQ_UPG REQ_KEY REQ_VER "\r\n"), 0);
+    assert_int_equal(check("GET /chat HTTP/1.2\r\n" REQ_HOST REQ_UPG REQ_KEY REQ_VER "\r\n"), 0);
+    assert_int_equal(check(REQ_START REQ_HOST
+                           "Upgrade: h2c, websocket\r\nConnection: Upgrade\r\n" REQ_KEY REQ_VER
+                           "\r\n"),
+                     0);
+}
+
+static void test_check_request_method_version_target(void **state)
+{
+    assert_int_equal(check("POST /chat HTTP/1.1\r\n" REQ_HOST REQ_UPG REQ_KEY REQ_VER "\r\n"),
+                     ERR_HTTP_METHOD);
+    /* RFC 9110 §9.1: methods are case-sensitive. */
+    assert_int_equal(check("get /chat HTTP/1.1\r\n" REQ_HOST REQ_UPG REQ_KEY REQ_VER "\r\n"),
+                     ERR_HTTP_METHOD);
+    assert_int_equal(check("GET /chat HTTP/1.0\r\n" REQ_HOST REQ_UPG REQ_KEY REQ_VER "\r\n"),
+                     ERR_HTTP_VERSION);
+    assert_int_equal(
+        check("GET http://a/chat HTTP/1.1\r\n" REQ_HOST REQ_UPG REQ_KEY REQ_VER "\r\n"),
+        ERR_HTTP_SYNTAX);
+    assert_int_equal(check("GET * HTTP/1.1\r\n" REQ_HOST REQ_UPG REQ_KEY REQ_VER "\r\n"),
+                     ERR_HTTP_SYNTAX);
+    assert_int_equal(check("GET /chat#frag HTTP/1.1\r\n" REQ_HOST REQ_UPG REQ_KEY REQ_VER "\r\n"),
+                     ERR_HTTP_SYNTAX);
+}
+
+static void test_check_request_host(void **state)
+{
+    assert_int_equal(check(REQ_START REQ_UPG REQ_KEY REQ_VER "\r\n"), ERR_HS_NO_HOST);
+    assert_int_equal(check(REQ_START "Host:\r\n" REQ_UPG REQ_KEY REQ_VER "\r\n"), ERR_HS_NO_HOST);
+    assert_int_equal(check(REQ_START REQ_HOST "HOST: other\r\n" REQ_UPG REQ_KEY REQ_VER "\r\n"),
+                     ERR_HS_DUP_HOST);
+    assert_int_equal(check(REQ_START "Host: a b\r\n" REQ_UPG REQ_KEY REQ_VER "\r\n"),
+                     ERR_HTTP_SYNTAX);
+    assert_int_equal(check(REQ_START "Host: user@evil\r\n" REQ_UPG REQ_KEY REQ_VER "\r\n"),
+                     ERR_HTTP_SYNTAX);
+    assert_int_equal(check(REQ_START "Host: a/b\r\n" REQ_UPG REQ_KEY REQ_VER "\r\n"),
+                     ERR_HTTP_SYNTAX);
+}
+
+static void test_check_request_body(void **state)
+{
+    assert_int_equal(
+        check(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER "Transfer-Encoding: chunked\r\n\r\n"),
+        ERR_HS_BODY);
+    assert_int_equal(check(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER "Content-Length: 5\r\n\r\n"),
+                     ERR_HS_BODY);
+    assert_int_equal(
+        check(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER "Content-Length: 0, 0\r\n\r\n"),
+        ERR_HS_BODY);
+    assert_int_equal(check(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER "Content-Length:\r\n\r\n"),
+                     ERR_HS_BODY);
+    assert_int_equal(check(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER
+                           "Content-Length: 0\r\nContent-Length: 1\r\n\r\n"),
+                     ERR_HS_BODY);
+    assert_int_equal(check(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER "Content-Length: 00\r\n\r\n"),
+                     0);
+}
+
+static void test_check_request_not_upgrade(void **state)
+{
+    assert_int_equal(check(REQ_START REQ_HOST REQ_KEY REQ_VER "\r\n"), ERR_HS_NOT_UPGRADE);
+    assert_int_equal(check(REQ_START REQ_HOST "Upgrade: websocket\r\n" REQ_KEY REQ_VER "\r\n"),
+                     ERR_HS_NOT_UPGRADE);
+    assert_int_equal(check(REQ_START REQ_HOST "Connection: Upgrade\r\n" REQ_KEY REQ_VER "\r\n"),
+                     ERR_HS_NOT_UPGRADE);
+    assert_int_equal(
+        check(REQ_START REQ_HOST "Upgrade: h2c\r\nConnection: Upgrade\r\n" REQ_KEY REQ_VER "\r\n"),
+        ERR_HS_NOT_UPGRADE);
+    assert_int_equal(check(REQ_START REQ_HOST
+                           "Upgrade: websocket\r\nConnection: keep-alive\r\n" REQ_KEY REQ_VER
+                           "\r\n"),
+                     ERR_HS_NOT_UPGRADE);
+    assert_int_equal(check(REQ_START REQ_HOST
+                           "Upgrade: websockets\r\nConnection: upgrade\r\n" REQ_KEY REQ_VER "\r\n"),
+                     ERR_HS_NOT_UPGRADE);
+}
+
+static void test_check_request_ws_version(void **state)
+{
+    assert_int_equal(check(REQ_START REQ_HOST REQ_UPG REQ_KEY "\r\n"), ERR_HS_VERSION);
+    assert_int_equal(check(REQ_START REQ_HOST REQ_UPG REQ_KEY "Sec-WebSocket-Version: 8\r\n\r\n"),
+                     ERR_HS_VERSION);
+    assert_int_equal(
+        check(REQ_START REQ_HOST REQ_UPG REQ_KEY "Sec-WebSocket-Version: 13, 8\r\n\r\n"),
+        ERR_HS_VERSION);
+    assert_int_equal(check(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER REQ_VER "\r\n"),
+                     ERR_HS_VERSION);
+    assert_int_equal(check(REQ_START REQ_HOST REQ_UPG REQ_KEY "Sec-WebSocket-Version: 013\r\n\r\n"),
+                     ERR_HS_VERSION);
+}
+
+static void test_check_request_key(void **state)
+{
+    static const char *const bad[] = {
+        "dGhlIHNhbXBsZSBub25jZQ=",    /* 23 chars */
+        "dGhlIHNhbXBsZSBub25jZQ===",  /* 25 chars */
+        "dGhlIHNhbXBsZSBub25jZQ",     /* no padding */
+        "dGhlIHNhbXBsZSBub25jZQAA",   /* 18 bytes, no padding */
+        "dGhlIHNhbXBsZSBub25jZ===",   /* 15 bytes + junk padding */
+        "dGhlIHNhbXBsZSBub25jZR==",   /* non-zero pad bits: not canonical */
+        "dGhlIHNhbXBsZSBub25j*Q==",   /* not in the alphabet */
+        "dGhlIHNhbXBsZSBub25jZ-==",   /* base64url is not base64 */
+        "dGhlIHNhbXBsZSB ub25jZQ==",  /* embedded space */
+        "ZGhlIHNhbXBsZSBub25jZQ==ab", /* trailing junk */
+        "",
+    };
+    char req[512];
+
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        int n =
+            snprintf(req, sizeof(req),
+                     REQ_START REQ_HOST REQ_UPG "Sec-WebSocket-Key: %s\r\n" REQ_VER "\r\n", bad[i]);
+        assert_true(n > 0 && (size_t)n < sizeof(req));
+        if (check(req) != ERR_HS_BAD_KEY)
+            fail_msg("key %zu (%s) accepted", i, bad[i]);
+    }
+    assert_int_equal(check(REQ_START REQ_HOST REQ_UPG REQ_VER "\r\n"), ERR_HS_BAD_KEY);
+    assert_int_equal(check(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_KEY REQ_VER "\r\n"),
+                     ERR_HS_BAD_KEY);
+    /* Every valid last character: 2 data bits, 4 zero pad bits. */
+    assert_int_equal(check(REQ_START REQ_HOST REQ_UPG
+                           "Sec-WebSocket-Key: AAAAAAAAAAAAAAAAAAAAAA==\r\n" REQ_VER "\r\n"),
+                     0);
+    assert_int_equal(check(REQ_START REQ_HOST REQ_UPG
+                           "Sec-WebSocket-Key: ////////////////////ww==\r\n" REQ_VER "\r\n"),
+                     0);
+    assert_int_equal(check(REQ_START REQ_HOST REQ_UPG
+                           "Sec-WebSocket-Key: +/+/+/+/+/+/+/+/+/+/+g==\r\n" REQ_VER "\r\n"),
+                     0);
+}
+
+/* ---- status mapping and keys ---- */
+
+static void test_status_for(void **state)
+{
+    assert_int_equal(hs_status_for(ERR_HTTP_METHOD), 405);
+    assert_int_equal(hs_status_for(ERR_HS_VERSION), 426);
+    assert_int_equal(hs_status_for(ERR_HS_NOT_UPGRADE), 426);
+    assert_int_equal(hs_status_for(ERR_HTTP_HEAD_TOO_BIG), 431);
+    assert_int_equal(hs_status_for(ERR_HTTP_TOO_MANY_HEADERS), 431);
+    assert_int_equal(hs_status_for(ERR_NO_ROUTE), 404);
+    assert_int_equal(hs_status_for(ERR_OVERLOADED), 503);
+    assert_int_equal(hs_status_for(ERR_SHUTDOWN), 503);
+    assert_int_equal(hs_status_for(ERR_BACKEND_CONNECT), 502);
+    assert_int_equal(hs_status_for(ERR_BACKEND_CLOSED), 502);
+    assert_int_equal(hs_status_for(ERR_HS_STATUS), 502);
+    assert_int_equal(hs_status_for(ERR_HS_BAD_ACCEPT), 502);
+    assert_int_equal(hs_status_for(ERR_HS_BAD_UPGRADE), 502);
+    assert_int_equal(hs_status_for(ERR_HS_BAD_PROTOCOL), 502);
+    assert_int_equal(hs_status_for(ERR_HS_BAD_EXTENSION), 502);
+    assert_int_equal(hs_status_for(ERR_BACKEND_TIMEOUT), 504);
+    assert_int_equal(hs_status_for(ERR_HANDSHAKE_TIMEOUT), 408);
+    assert_int_equal(hs_status_for(ERR_NOMEM), 500);
+    assert_int_equal(hs_status_for(ERR_SYS), 500);
+    assert_int_equal(hs_status_for(ERR_CONFIG), 500);
+    static const int bad_request[] = {
+        ERR_HTTP_SYNTAX,
+        ERR_HTTP_VERSION,
+        ERR_HTTP_BARE_LF,
+        ERR_HTTP_OBS_FOLD,
+        ERR_HTTP_BAD_CHAR,
+        ERR_HS_NO_HOST,
+        ERR_HS_DUP_HOST,
+        ERR_HS_BODY,
+        ERR_HS_BAD_KEY,
+        ERR_AGAIN,
+        0,
+        -10000,
+    };
+    for (size_t i = 0; i < sizeof(bad_request) / sizeof(bad_request[0]); i++)
+        assert_int_equal(hs_status_for(bad_request[i]), 400);
+}
+
+static void test_accept_key_rfc_example(void **state)
+{
+    char out[HS_ACCEPT_LEN + 1];
+    /* RFC 6455 §1.3. */
+    hs_accept_key(RFC_KEY, strlen(RFC_KEY), out);
+    assert_string_equal(out, RFC_ACCEPT);
+    assert_int_equal(strlen(out), HS_ACCEPT_LEN);
+}
+
+static void test_make_key(void **state)
+{
+    char out[HS_KEY_LEN + 1];
+    /* RFC 6455 §1.3: the nonce of the example is "the sample nonce". */
+    hs_make_key((const uint8_t *)"the sample nonce", out);
+    assert_string_equal(out, RFC_KEY);
+
+    static const uint8_t seq[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+    hs_make_key(seq, out);
+    assert_string_equal(out, OUR_KEY);
+    /* What we generate passes our own validation. */
+    assert_int_equal(
+        check(REQ_START REQ_HOST REQ_UPG "Sec-WebSocket-Key: " OUR_KEY "\r\n" REQ_VER "\r\n"), 0);
+}
+
+/* ---- hs_build_upstream ---- */
+
+static const char full_req[] = "GET /chat?room=7 HTTP/1.1\r\n"
+                               "Host: ws.example.com\r\n"
+                               "Upgrade: websocket\r\n"
+                               "Connection: keep-alive, Upgrade, X-Secret\r\n"
+                               "Sec-WebSocket-Key: " RFC_KEY "\r\n"
+                               "Sec-WebSocket-Version: 13\r\n"
+                               "Sec-WebSocket-Protocol: chat, superchat\r\n"
+                               "Sec-WebSocket-Extensions: permessage-deflate\r\n"
+                               "Origin: https://app.example.com\r\n"
+                               "Cookie: sid=1\r\n"
+                               "Authorization: Bearer t\r\n"
+                               "User-Agent: test/1\r\n"
+                               "Keep-Alive: timeout=5\r\n"
+                               "Proxy-Connection: keep-alive\r\n"
+                               "Proxy-Authorization: Basic x\r\n"
+                               "Proxy-Authenticate: Basic\r\n"
+                               "TE: trailers\r\n"
+                               "Trailer: X\r\n"
+                               "X-Secret: drop-me\r\n"
+                               "X-Forwarded-For: 10.0.0.1\r\n"
+                               "x-forwarded-for: 10.0.0.2, 10.0.0.3\r\n"
+                               "X-Forwarded-Proto: gopher\r\n"
+                               "X-Forwarded-Host: evil\r\n"
+                               "X-Request-Id: client-id\r\n"
+                               "Sec-WebSocket-Accept: junk\r\n"
+                               "X-Keep: yes\r\n"
+                               "\r\n";
+
+/* Build the upstream request, then parse it back to check it is well-formed. */
+static int build_and_parse(const char *in, const struct hs_upstream *up, char *out, size_t cap,
+                           struct http_request *back, struct http_header *h)
+{
+    struct preq p;
+    struct hs_request_info info;
+    parse_req(&p, in);
+    assert_int_equal(hs_check_request(&p.req, &info), 0);
+    int n = hs_build_upstream(out, cap, &p.req, &info, up);
+    free(p.buf);
+    if (n < 0)
+        return n;
+    size_t scan = 0;
+    back->headers = h;
+    assert_int_equal(http_parse_request(out, (size_t)n, &lim, back, &scan), n);
+    return n;
+}
+
+static struct http_span value_of(const struct http_request *r, const char *name)
+{
+    unsigned from = 0;
+    int i = http_header_next(r->headers, r->nheaders, name, &from);
+    if (i < 0)
+        fail_msg("header %s missing", name);
+    assert_int_equal(http_header_count(r->headers, r->nheaders, name), 1);
+    return r->headers[i].value;
+}
+
+static void test_upstream_full(void **state)
+{
+    char out[4096];
+    struct http_header h[MAXH];
+    struct http_request back;
+    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "https", {"client-id", 9}};
+
+    int n = build_and_parse(full_req, &up, out, sizeof(out), &back, h);
+    assert_true(n > 0);
+    assert_span(back.method, "GET");
+    assert_span(back.target, "/chat?room=7");
+    assert_int_equal(back.minor_version, 1);
+    unsigned nh = back.nheaders;
+
+    /* Hop-by-hop fields and the ones named in Connection are gone. */
+    static const char *const gone[] = {
+        "Keep-Alive",
+        "Proxy-Connection",
+        "Proxy-Authorization",
+        "Proxy-Authenticate",
+        "TE",
+        "Trailer",
+        "Transfer-Encoding",
+        "Content-Length",
+        "X-Secret",
+        "Sec-WebSocket-Extensions",
+        "Sec-WebSocket-Accept",
+    };
+    for (size_t i = 0; i < sizeof(gone) / sizeof(gone[0]); i++) {
+        if (http_header_count(h, nh, gone[i]) != 0)
+            fail_msg("%s was forwarded", gone[i]);
+    }
+    /* Forwarded unchanged. */
+    assert_span(value_of(&back, "Host"), "ws.example.com");
+    assert_span(value_of(&back, "Origin"), "https://app.example.com");
+    assert_span(value_of(&back, "Cookie"), "sid=1");
+    assert_span(value_of(&back, "Authorization"), "Bearer t");
+    assert_span(value_of(&back, "User-Agent"), "test/1");
+    assert_span(value_of(&back, "Sec-WebSocket-Protocol"), "chat, superchat");
+    assert_span(value_of(&back, "X-Keep"), "yes");
+    /* Ours. */
+    assert_span(value_of(&back, "Upgrade"), "websocket");
+    assert_span(value_of(&back, "Connection"), "Upgrade");
+    assert_span(value_of(&back, "Sec-WebSocket-Key"), OUR_KEY);
+    assert_span(value_of(&back, "Sec-WebSocket-Version"), "13");
+    assert_span(value_of(&back, "X-Forwarded-For"), "10.0.0.1, 10.0.0.2, 10.0.0.3, 192.0.2.9");
+    assert_span(value_of(&back, "X-Forwarded-Proto"), "https");
+    assert_span(value_of(&back, "X-Forwarded-Host"), "ws.example.com");
+    assert_span(value_of(&back, "X-Request-Id"), "client-id");
+
+    /* The result is itself a valid upgrade request. */
+    struct hs_request_info info2;
+    assert_int_equal(hs_check_request(&back, &info2), 0);
+    assert_span(info2.key, OUR_KEY);
+}
+
+static void test_upstream_exact(void **state)
+{
+    char out[1024];
+    struct http_header h[MAXH];
+    struct http_request back;
+    struct hs_upstream up = {OUR_KEY, "2001:db8::1", "http", {"gen-42", 6}};
+
+    int n = build_and_parse(GOOD_REQ, &up, out, sizeof(out), &back, h);
+    static const char want[] = "GET /chat HTTP/1.1\r\n"
+                               "Host: server.example.com\r\n"
+                               "Upgrade: websocket\r\n"
+                               "Connection: Upgrade\r\n"
+                               "Sec-WebSocket-Key: " OUR_KEY "\r\n"
+                               "Sec-WebSocket-Version: 13\r\n"
+                               "X-Forwarded-For: 2001:db8::1\r\n"
+                               "X-Forwarded-Proto: http\r\n"
+                               "X-Forwarded-Host: server.example.com\r\n"
+                               "X-Request-Id: gen-42\r\n"
+                               "\r\n";
+    assert_int_equal(n, (int)sizeof(want) - 1);
+    assert_memory_equal(out, want, sizeof(want) - 1);
+}
+
+static void test_upstream_request_id_replaced(void **state)
+{
+    char out[1024];
+    struct http_header h[MAXH];
+    struct http_request back;
+    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {"new-id", 6}};
+
+    int n =
+        build_and_parse(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER "X-Request-Id: old-id\r\n\r\n",
+                        &up, out, sizeof(out), &back, h);
+    assert_true(n > 0);
+    assert_span(value_of(&back, "X-Request-Id"), "new-id");
+
+    /* No request id to send: none is sent, not even the client's. */
+    struct hs_upstream none = {OUR_KEY, NULL, NULL, {NULL, 0}};
+    n = build_and_parse(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER "X-Request-Id: old-id\r\n"
+                                                                   "X-Forwarded-Proto: x\r\n\r\n",
+                        &none, out, sizeof(out), &back, h);
+    assert_true(n > 0);
+    assert_int_equal(http_header_count(h, back.nheaders, "X-Request-Id"), 0);
+    assert_int_equal(http_header_count(h, back.nheaders, "X-Forwarded-For"), 0);
+    assert_int_equal(http_header_count(h, back.nheaders, "X-Forwarded-Proto"), 0);
+
+    /* Client X-Forwarded-For without client_ip is still passed on. */
+    n = build_and_parse(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER "X-Forwarded-For: 1.2.3.4\r\n"
+                                                                   "X-Forwarded-For:\r\n\r\n",
+                        &none, out, sizeof(out), &back, h);
+    assert_true(n > 0);
+    assert_span(value_of(&back, "X-Forwarded-For"), "1.2.3.4");
+}
+
+static void test_upstream_connection_named(void **state)
+{
+    char out[1024];
+    struct http_header h[MAXH];
+    struct http_request back;
+    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {NULL, 0}};
+
+    /* Named in any Connection field, any case; Host survives being named. */
+    int n = build_and_parse(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER
+                            "Connection: x-a, HOST\r\n"
+                            "connection: Cookie\r\n"
+                            "X-A: 1\r\nCookie: c\r\nX-B: 2\r\n\r\n",
+                            &up, out, sizeof(out), &back, h);
+    assert_true(n > 0);
+    assert_int_equal(http_header_count(h, back.nheaders, "X-A"), 0);
+    assert_int_equal(http_header_count(h, back.nheaders, "Cookie"), 0);
+    assert_span(value_of(&back, "X-B"), "2");
+    assert_span(value_of(&back, "Host"), "server.example.com");
+    assert_span(value_of(&back, "Connection"), "Upgrade");
+}
+
+static void test_upstream_nomem(void **state)
+{
+    struct preq p;
+    struct hs_request_info info;
+    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "https", {"client-id", 9}};
+    char ref[4096];
+
+    parse_req(&p, full_req);
+    assert_int_equal(hs_check_request(&p.req, &info), 0);
+    int n = hs_build_upstream(ref, sizeof(ref), &p.req, &info, &up);
+    assert_true(n > 0);
+
+    /* Every capacity below the length fails without writing past cap. */
+    char *out = malloc((size_t)n + 16);
+    assert_non_null(out);
+    for (size_t cap = 0; cap < (size_t)n; cap++) {
+        memset(out, 0x5a, (size_t)n + 16);
+        assert_int_equal(hs_build_upstream(out, cap, &p.req, &info, &up), ERR_NOMEM);
+        for (size_t i = cap; i < (size_t)n + 16; i++)
+            assert_int_equal((unsigned char)out[i], 0x5a);
+    }
+    assert_int_equal(hs_build_upstream(out, (size_t)n, &p.req, &info, &up), n);
+    assert_memory_equal(out, ref, (size_t)n);
+    assert_int_equal(hs_build_upstream(NULL, 0, &p.req, &info, &up), ERR_NOMEM);
+    free(out);
+    free(p.buf);
+}
+
+/* ---- hs_check_response ---- */
+
+#define RESP_101 "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+
+/* Check a backend response to a request that sent RFC_KEY. */
+static int check_resp(const char *resp, const char *req_s)
+{
+    struct preq q;
+    struct presp r;
+    struct http_span proto;
+    char accept[HS_ACCEPT_LEN + 1];
+
+    parse_req(&q, req_s);
+    parse_resp(&r, resp);
+    hs_accept_key(RFC_KEY, strlen(RFC_KEY), accept);
+    int rc = hs_check_response(&r.resp, accept, &q.req, &proto);
+    free(q.buf);
+    free(r.buf);
+    return rc;
+}
+
+static void test_check_response_ok(void **state)
+{
+    struct preq q;
+    struct presp r;
+    struct http_span proto = {"x", 1};
+
+    parse_req(&q, GOOD_REQ);
+    parse_resp(&r, RESP_101 "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n\r\n");
+    assert_int_equal(hs_check_response(&r.resp, RFC_ACCEPT, &q.req, &proto), 0);
+    assert_span(proto, "");
+    free(r.buf);
+
+    /* Case-insensitive names and tokens; list forms of Connection. */
+    parse_resp(&r, "HTTP/1.1 101 OK\r\nupgrade: WebSocket\r\nCONNECTION: keep-alive, upgrade\r\n"
+                   "sec-websocket-accept: " RFC_ACCEPT "\r\n\r\n");
+    assert_int_equal(hs_check_response(&r.resp, RFC_ACCEPT, &q.req, &proto), 0);
+    free(r.buf);
+    free(q.buf);
+
+    /* A protocol the client offered, in either of its fields. */
+    parse_req(&q, REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER
+              "Sec-WebSocket-Protocol: chat, superchat\r\n"
+              "Sec-WebSocket-Protocol: v2.json\r\n\r\n");
+    parse_resp(&r, RESP_101 "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n"
+                            "Sec-WebSocket-Protocol: superchat\r\n\r\n");
+    assert_int_equal(hs_check_response(&r.resp, RFC_ACCEPT, &q.req, &proto), 0);
+    assert_span(proto, "superchat");
+    free(r.buf);
+    parse_resp(&r, RESP_101 "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n"
+                            "Sec-WebSocket-Protocol: v2.json\r\n\r\n");
+    assert_int_equal(hs_check_response(&r.resp, RFC_ACCEPT, &q.req, &proto), 0);
+    assert_span(proto, "v2.json");
+    free(r.buf);
+    free(q.buf);
+}
+
+static void test_check_response_errors(void **state)
+{
+    static const char acc[] = "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n";
+    static const char offer[] = REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER
+        "Sec-WebSocket-Protocol: chat, superchat\r\n\r\n";
+    /* Non-101. */
+    assert_int_equal(check_resp("HTTP/1.1 200 OK\r\nUpgrade: websocket\r\nConnection: "
+                                "Upgrade\r\nSec-WebSocket-Accept: " RFC_ACCEPT "\r\n\r\n",
+                                GOOD_REQ),
+                     ERR_HS_STATUS);
+    assert_int_equal(check_resp("HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n", GOOD_REQ),
+                     ERR_HS_STATUS);
+    assert_int_equal(check_resp("HTTP/1.0 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                                "Connection: Upgrade\r\nSec-WebSocket-Accept: " RFC_ACCEPT
+                                "\r\n\r\n",
+                                GOOD_REQ),
+                     ERR_HS_STATUS);
+
+    /* Upgrade / Connection. */
+    assert_int_equal(check_resp("HTTP/1.1 101 x\r\nConnection: Upgrade\r\n"
+                                "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n\r\n",
+                                GOOD_REQ),
+                     ERR_HS_BAD_UPGRADE);
+    assert_int_equal(check_resp("HTTP/1.1 101 x\r\nUpgrade: websocket\r\n"
+                                "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n\r\n",
+                                GOOD_REQ),
+                     ERR_HS_BAD_UPGRADE);
+    assert_int_equal(check_resp("HTTP/1.1 101 x\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n"
+                                "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n\r\n",
+                                GOOD_REQ),
+                     ERR_HS_BAD_UPGRADE);
+    assert_int_equal(check_resp("HTTP/1.1 101 x\r\nUpgrade: websocket, h2c\r\n"
+                                "Connection: Upgrade\r\n"
+                                "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n\r\n",
+                                GOOD_REQ),
+                     ERR_HS_BAD_UPGRADE);
+    assert_int_equal(check_resp("HTTP/1.1 101 x\r\nUpgrade: websocket\r\nUpgrade: websocket\r\n"
+                                "Connection: Upgrade\r\n"
+                                "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n\r\n",
+                                GOOD_REQ),
+                     ERR_HS_BAD_UPGRADE);
+    assert_int_equal(check_resp("HTTP/1.1 101 x\r\nUpgrade: websocket\r\nConnection: close\r\n"
+                                "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n\r\n",
+                                GOOD_REQ),
+                     ERR_HS_BAD_UPGRADE);
+
+    /* Accept: wrong, missing, repeated, case-changed, with trailing junk. */
+    assert_int_equal(check_resp(RESP_101 "Sec-WebSocket-Accept: "
+                                         "s3pPLMBiTxaQ9kYGzzhZRbK+xOp=\r\n\r\n",
+                                GOOD_REQ),
+                     ERR_HS_BAD_ACCEPT);
+    assert_int_equal(check_resp(RESP_101 "\r\n", GOOD_REQ), ERR_HS_BAD_ACCEPT);
+    assert_int_equal(check_resp(RESP_101 "Sec-WebSocket-Accept: " RFC_ACCEPT
+                                         "\r\nSec-WebSocket-Accept: " RFC_ACCEPT "\r\n\r\n",
+                                GOOD_REQ),
+                     ERR_HS_BAD_ACCEPT);
+    assert_int_equal(check_resp(RESP_101 "Sec-WebSocket-Accept: "
+                                         "S3PPLMBITXAQ9KYGZZHZRBK+XOO=\r\n\r\n",
+                                GOOD_REQ),
+                     ERR_HS_BAD_ACCEPT);
+    assert_int_equal(check_resp(RESP_101 "Sec-WebSocket-Accept: " RFC_ACCEPT "x\r\n\r\n", GOOD_REQ),
+                     ERR_HS_BAD_ACCEPT);
+    {
+        struct preq q;
+        struct presp r;
+        struct http_span proto;
+        parse_req(&q, GOOD_REQ);
+        parse_resp(&r, RESP_101 "Sec-WebSocket-Accept: \r\n\r\n");
+        /* An empty expected value (OpenSSL failed) never matches. */
+        assert_int_equal(hs_check_response(&r.resp, "", &q.req, &proto), ERR_HS_BAD_ACCEPT);
+        assert_int_equal(hs_check_response(&r.resp, NULL, &q.req, &proto), ERR_HS_BAD_ACCEPT);
+        free(r.buf);
+        free(q.buf);
+    }
+
+    /* Extensions: none were offered. */
+    assert_int_equal(check_resp(RESP_101 "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n"
+                                         "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n",
+                                GOOD_REQ),
+                     ERR_HS_BAD_EXTENSION);
+    assert_int_equal(check_resp(RESP_101 "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n"
+                                         "Sec-WebSocket-Extensions:\r\n\r\n",
+                                GOOD_REQ),
+                     ERR_HS_BAD_EXTENSION);
+
+    /* Protocols. */
+    char r2[512];
+    static const char *const bad_proto[] = {
+        "Sec-WebSocket-Protocol: chat\r\n",            /* nothing offered (below) */
+        "Sec-WebSocket-Protocol: other\r\n",           /* not offered */
+        "Sec-WebSocket-Protocol: Chat\r\n",            /* case differs */
+        "Sec-WebSocket-Protocol: chat, superchat\r\n", /* not a single token */
+        "Sec-WebSocket-Protocol: chat\r\nSec-WebSocket-Protocol: chat\r\n", /* repeated */
+        "Sec-WebSocket-Protocol:\r\n",                                      /* empty */
+        "Sec-WebSocket-Protocol: cha\r\n",                                  /* prefix */
+    };
+    for (size_t i = 0; i < sizeof(bad_proto) / sizeof(bad_proto[0]); i++) {
+        snprintf(r2, sizeof(r2), "%s%s%s\r\n", RESP_101, acc, bad_proto[i]);
+        int rc = check_resp(r2, i == 0 ? GOOD_REQ : offer);
+        if (rc != ERR_HS_BAD_PROTOCOL)
+            fail_msg("protocol case %zu: %d", i, rc);
+    }
+}
+
+/* ---- hs_build_101 ---- */
+
+static void test_build_101(void **state)
+{
+    char out[512];
+    struct http_span key = {RFC_KEY, HS_KEY_LEN};
+    static const char want[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                               "Upgrade: websocket\r\n"
+                               "Connection: Upgrade\r\n"
+                               "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n"
+                               "\r\n";
+    int n = hs_build_101(out, sizeof(out), key, (struct http_span){"", 0});
+    assert_int_equal(n, (int)sizeof(want) - 1);
+    assert_memory_equal(out, want, sizeof(want) - 1);
+
+    static const char want_p[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                                 "Upgrade: websocket\r\n"
+                                 "Connection: Upgrade\r\n"
+                                 "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n"
+                                 "Sec-WebSocket-Protocol: chat\r\n"
+                                 "\r\n";
+    n = hs_build_101(out, sizeof(out), key, (struct http_span){"chat", 4});
+    assert_int_equal(n, (int)sizeof(want_p) - 1);
+    assert_memory_equal(out, want_p, sizeof(want_p) - 1);
+
+    /* What we send passes our own backend-side check. */
+    struct presp r;
+    struct preq q;
+    struct http_span proto;
+    parse_resp(&r, want_p);
+    parse_req(&q,
+              REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER "Sec-WebSocket-Protocol: chat\r\n\r\n");
+    assert_int_equal(hs_check_response(&r.resp, RFC_ACCEPT, &q.req, &proto), 0);
+    assert_span(proto, "chat");
+    free(r.buf);
+    free(q.buf);
+
+    for (size_t cap = 0; cap < sizeof(want_p) - 1; cap++) {
+        memset(out, 0x5a, sizeof(out));
+        assert_int_equal(hs_build_101(out, cap, key, (struct http_span){"chat", 4}), ERR_NOMEM);
+        for (size_t i = cap; i < sizeof(out); i++)
+            assert_int_equal((unsigned char)out[i], 0x5a);
+    }
+}
+
+/* ---- hs_build_error ---- */
+
+static void test_build_error(void **state)
+{
+    char out[512];
+    static const char want400[] = "HTTP/1.1 400 Bad Request\r\n"
+                                  "Content-Type: text/plain\r\n"
+                                  "Content-Length: 23\r\n"
+                                  "Connection: close\r\n"
+                                  "\r\n"
+                                  "malformed HTTP message\n";
+    int n = hs_build_error(out, sizeof(out), 400, err_str(ERR_HTTP_SYNTAX));
+    assert_int_equal(n, (int)sizeof(want400) - 1);
+    assert_memory_equal(out, want400, sizeof(want400) - 1);
+
+    static const char want426[] = "HTTP/1.1 426 Upgrade Required\r\n"
+                                  "Content-Type: text/plain\r\n"
+                                  "Content-Length: 34\r\n"
+                                  "Connection: Upgrade, close\r\n"
+                                  "Upgrade: websocket\r\n"
+                                  "Sec-WebSocket-Version: 13\r\n"
+                                  "\r\n"
+                                  "unsupported Sec-WebSocket-Version\n";
+    n = hs_build_error(out, sizeof(out), 426, err_str(ERR_HS_VERSION));
+    assert_int_equal(n, (int)strlen(want426));
+    assert_memory_equal(out, want426, strlen(want426));
+
+    n = hs_build_error(out, sizeof(out), 405, NULL);
+    assert_true(n > 0);
+    out[n] = '\0';
+    assert_non_null(strstr(out, "HTTP/1.1 405 Method Not Allowed\r\n"));
+    assert_non_null(strstr(out, "\r\nAllow: GET\r\n"));
+    assert_non_null(strstr(out, "\r\n\r\nMethod Not Allowed\n"));
+
+    /* Control characters in the detail cannot break the one-line body. */
+    n = hs_build_error(out, sizeof(out), 502, "a\r\nb\0c");
+    assert_true(n > 0);
+    assert_memory_equal(out + n - 5, "a  b\n", 5);
+
+    /* Reason phrases. */
+    static const struct {
+        int status;
+        const char *line;
+    } phrases[] = {
+        {400, "HTTP/1.1 400 Bad Request\r\n"},
+        {403, "HTTP/1.1 403 Forbidden\r\n"},
+        {404, "HTTP/1.1 404 Not Found\r\n"},
+        {405, "HTTP/1.1 405 Method Not Allowed\r\n"},
+        {408, "HTTP/1.1 408 Request Timeout\r\n"},
+        {426, "HTTP/1.1 426 Upgrade Required\r\n"},
+        {429, "HTTP/1.1 429 Too Many Requests\r\n"},
+        {431, "HTTP/1.1 431 Request Header Fields Too Large\r\n"},
+        {500, "HTTP/1.1 500 Internal Server Error\r\n"},
+        {502, "HTTP/1.1 502 Bad Gateway\r\n"},
+        {503, "HTTP/1.1 503 Service Unavailable\r\n"},
+        {504, "HTTP/1.1 504 Gateway Timeout\r\n"},
+        {418, "HTTP/1.1 418 Client Error\r\n"},
+        {599, "HTTP/1.1 599 Server Error\r\n"},
+    };
+    for (size_t i = 0; i < sizeof(phrases) / sizeof(phrases[0]); i++) {
+        n = hs_build_error(out, sizeof(out), phrases[i].status, "x");
+        assert_true(n > 0);
+        assert_memory_equal(out, phrases[i].line, strlen(phrases[i].line));
+
+        /* The output is a well-formed response whose Content-Length is right. */
+        struct http_header h[MAXH];
+        struct http_response resp = {.headers = h};
+        size_t scan = 0;
+        int head = http_parse_response(out, (size_t)n, &lim, &resp, &scan);
+        assert_true(head > 0);
+        assert_int_equal(resp.status, phrases[i].status);
+        unsigned from = 0;
+        int cl = http_header_next(h, resp.nheaders, "Content-Length", &from);
+        assert_true(cl >= 0);
+        assert_span(h[cl].value, "2");
+        assert_int_equal(n - head, 2);
+    }
+
+    assert_int_equal(hs_build_error(out, sizeof(out), 99, "x"), ERR_RANGE);
+    assert_int_equal(hs_build_error(out, sizeof(out), 1000, "x"), ERR_RANGE);
+    assert_int_equal(hs_build_error(out, sizeof(out), -1, "x"), ERR_RANGE);
+
+    int full = hs_build_error(out, sizeof(out), 426, "detail");
+    assert_true(full > 0);
+    for (size_t cap = 0; cap < (size_t)full; cap++) {
+        memset(out, 0x5a, sizeof(out));
+        assert_int_equal(hs_build_error(out, cap, 426, "detail"), ERR_NOMEM);
+        for (size_t i = cap; i < sizeof(out); i++)
+            assert_int_equal((unsigned char)out[i], 0x5a);
+    }
+}
+
+/* ---- hs_build_relayed_head ---- */
+
+static void test_build_relayed_head(void **state)
+{
+    struct presp r;
+    char out[1024];
+
+    parse_resp(&r, "HTTP/1.0 503 Backend Busy\r\n"
+                   "Content-Type: application/json\r\n"
+                   "Content-Length: 17\r\n"
+                   "Transfer-Encoding: chunked\r\n"
+                   "Connection: keep-alive, X-Hop\r\n"
+                   "Keep-Alive: timeout=5\r\n"
+                   "X-Hop: 1\r\n"
+                   "Retry-After: 30\r\n"
+                   "Upgrade: h2c\r\n"
+                   "Set-Cookie: a=b\r\n"
+                   "\r\n");
+    int n = hs_build_relayed_head(out, sizeof(out), &r.resp, 42);
+    static const char want[] = "HTTP/1.1 503 Backend Busy\r\n"
+                               "Content-Type: application/json\r\n"
+                               "Retry-After: 30\r\n"
+                               "Set-Cookie: a=b\r\n"
+                               "Content-Length: 42\r\n"
+                               "Connection: close\r\n"
+                               "\r\n";
+    assert_int_equal(n, (int)sizeof(want) - 1);
+    assert_memory_equal(out, want, sizeof(want) - 1);
+
+    for (size_t cap = 0; cap < sizeof(want) - 1; cap++) {
+        memset(out, 0x5a, sizeof(out));
+        assert_int_equal(hs_build_relayed_head(out, cap, &r.resp, 42), ERR_NOMEM);
+        for (size_t i = cap; i < sizeof(out); i++)
+            assert_int_equal((unsigned char)out[i], 0x5a);
+    }
+    free(r.buf);
+
+    /* An empty reason gets the standard phrase. */
+    parse_resp(&r, "HTTP/1.1 404\r\n\r\n");
+    n = hs_build_relayed_head(out, sizeof(out), &r.resp, 0);
+    static const char want404[] = "HTTP/1.1 404 Not Found\r\n"
+                                  "Content-Length: 0\r\n"
+                                  "Connection: close\r\n"
+                                  "\r\n";
+    assert_int_equal(n, (int)sizeof(want404) - 1);
+    assert_memory_equal(out, want404, sizeof(want404) - 1);
+    free(r.buf);
+
+    struct http_response bad = {.status = 42};
+    assert_int_equal(hs_build_relayed_head(out, sizeof(out), &bad, 0), ERR_RANGE);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_check_request_valid),
+        cmocka_unit_test(test_check_request_method_version_target),
+        cmocka_unit_test(test_check_request_host),
+        cmocka_unit_test(test_check_request_body),
+        cmocka_unit_test(test_check_request_not_upgrade),
+        cmocka_unit_test(test_check_request_ws_version),
+        cmocka_unit_test(test_check_request_key),
+        cmocka_unit_test(test_status_for),
+        cmocka_unit_test(test_accept_key_rfc_example),
+        cmocka_unit_test(test_make_key),
+        cmocka_unit_test(test_upstream_full),
+        cmocka_unit_test(test_upstream_exact),
+        cmocka_unit_test(test_upstream_request_id_replaced),
+        cmocka_unit_test(test_upstream_connection_named),
+        cmocka_unit_test(test_upstream_nomem),
+        cmocka_unit_test(test_check_response_ok),
+        cmocka_unit_test(test_check_response_errors),
+        cmocka_unit_test(test_build_101),
+        cmocka_unit_test(test_build_error),
+        cmocka_unit_test(test_build_relayed_head),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
