@@ -24,8 +24,8 @@ static const char usage[] =
     "Options:\n"
     "  -c, --config FILE     read the YAML configuration FILE\n"
     "      --listen ADDR     listen on ADDR (host:port, [v6]:port, *:port)\n"
-    "      --backend URL     proxy every path to URL (ws://host:port); replaces\n"
-    "                        the routes of the config file\n"
+    "      --backend URL     route \"/\" to URL (ws://host:port), replacing the\n"
+    "                        file's \"/\" route; other routes stay\n"
     "      --workers N       worker threads (default: one per core)\n"
     "      --log-level L     debug, info, warn or error (default: info)\n"
     "  -h, --help            show this help and exit\n"
@@ -151,7 +151,6 @@ static int apply_flags(const struct cli *cli, struct config *cfg)
             fprintf(stderr, "wsgate: --backend %s: %s\n", cli->backend, why ? why : "invalid URL");
             return EXIT_USAGE;
         }
-        config_clear(cfg);
         rc = config_add_route(cfg, "/", &b);
         free(b.url);
         if (rc < 0) {

@@ -4,7 +4,7 @@
  * state is a bit offset into that row where the next state (6 bits) is
  * stored. One table load that does not depend on the state, then one shift
  * that does: the loop-carried chain is a single shift per byte. Runs of
- * ASCII at a character boundary are skipped eight bytes at a time. */
+ * ASCII at a character boundary are skipped a word (8 bytes) at a time. */
 #include "ws/utf8.h"
 
 #include <string.h>
