@@ -73,18 +73,52 @@ static bool name_in(struct http_span name, const char *const *list, size_t n)
     return false;
 }
 
-/* RFC 9110 §7.6.1: every field named in Connection is hop-by-hop too. */
-static bool named_in_connection(const struct http_header *h, unsigned n, struct http_span name)
+/* RFC 9110 §7.6.1: every field named in Connection is hop-by-hop too. The
+ * options are collected once, and there may be at most HS_MAX_CONN_OPTIONS of
+ * them: matching every field against an unbounded list costs
+ * O(fields x options), which a 16 KiB head can make take milliseconds. */
+struct conn_opts {
+    struct http_span opt[HS_MAX_CONN_OPTIONS]; /* borrowed from the head */
+    uint32_t hash[HS_MAX_CONN_OPTIONS];        /* name_hash() of each option */
+    unsigned n;                                /* options collected */
+};
+
+/* FNV-1a over the lowercased name: a cheap filter so most fields are matched
+ * against the options with integer compares instead of byte compares. */
+static uint32_t name_hash(struct http_span s)
 {
+    uint32_t x = 2166136261u;
+    for (size_t i = 0; i < s.n; i++)
+        x = (x ^ lower((unsigned char)s.p[i])) * 16777619u;
+    return x;
+}
+
+static int collect_conn_opts(const struct http_header *h, unsigned n, struct conn_opts *o)
+{
+    o->n = 0;
     for (unsigned i = 0; i < n; i++) {
         if (!http_span_ieq(h[i].name, "Connection"))
             continue;
         struct http_span list = h[i].value;
         struct http_span e;
         while (http_list_next(&list, &e)) {
-            if (span_ieq_span(e, name))
-                return true;
+            if (o->n == HS_MAX_CONN_OPTIONS)
+                return ERR_RANGE;
+            o->hash[o->n] = name_hash(e);
+            o->opt[o->n++] = e;
         }
+    }
+    return 0;
+}
+
+static bool conn_named(const struct conn_opts *o, struct http_span name)
+{
+    if (o->n == 0)
+        return false;
+    uint32_t x = name_hash(name);
+    for (unsigned i = 0; i < o->n; i++) {
+        if (o->hash[i] == x && span_ieq_span(o->opt[i], name))
+            return true;
     }
     return false;
 }
@@ -289,6 +323,9 @@ int hs_check_request(const struct http_request *req, struct hs_request_info *inf
     if (!http_has_token(h, n, "Upgrade", "websocket") ||
         !http_has_token(h, n, "Connection", "upgrade"))
         return ERR_HS_NOT_UPGRADE;
+    struct conn_opts opts;
+    if (collect_conn_opts(h, n, &opts) < 0)
+        return ERR_HTTP_SYNTAX;
 
     /* RFC 6455 §4.2.1 item 6: exactly version 13; §4.4 answers anything
      * else with 426 and the versions we speak. */
@@ -391,7 +428,10 @@ int hs_build_upstream(char *out, size_t cap, const struct http_request *req,
     const struct http_header *h = req->headers;
     unsigned n = req->nheaders;
     struct wbuf w = {out, cap, 0, false};
+    struct conn_opts opts;
 
+    if (collect_conn_opts(h, n, &opts) < 0)
+        return ERR_RANGE;
     put(&w, "GET ", 4);
     put_span(&w, info->path);
     put(&w, " HTTP/1.1\r\n", 11);
@@ -403,7 +443,7 @@ int hs_build_upstream(char *out, size_t cap, const struct http_request *req,
             continue;
         /* Host is exempt: a client naming it in Connection would otherwise make
          * us send a request that RFC 9112 §3.2 requires the backend to reject. */
-        if (!http_span_ieq(name, "Host") && named_in_connection(h, n, name))
+        if (!http_span_ieq(name, "Host") && conn_named(&opts, name))
             continue;
         put_span(&w, name);
         put(&w, ": ", 2);
@@ -637,8 +677,9 @@ int hs_build_relayed_head(char *out, size_t cap, const struct http_response *res
     const struct http_header *h = resp->headers;
     unsigned n = resp->nheaders;
     struct wbuf w = {out, cap, 0, false};
+    struct conn_opts opts;
 
-    if (resp->status < 100 || resp->status > 999)
+    if (resp->status < 100 || resp->status > 999 || collect_conn_opts(h, n, &opts) < 0)
         return ERR_RANGE;
     /* We speak HTTP/1.1 to the client whatever the backend spoke. */
     put(&w, "HTTP/1.1 ", 9);
@@ -651,8 +692,7 @@ int hs_build_relayed_head(char *out, size_t cap, const struct http_response *res
     put(&w, "\r\n", 2);
 
     for (unsigned i = 0; i < n; i++) {
-        if (name_in(h[i].name, hop_by_hop, COUNT(hop_by_hop)) ||
-            named_in_connection(h, n, h[i].name))
+        if (name_in(h[i].name, hop_by_hop, COUNT(hop_by_hop)) || conn_named(&opts, h[i].name))
             continue;
         put_span(&w, h[i].name);
         put(&w, ": ", 2);

@@ -12,6 +12,9 @@
 
 #define HS_KEY_LEN    24 /* base64 of a 16-byte nonce */
 #define HS_ACCEPT_LEN 28 /* base64 of a SHA-1 digest */
+/* Most options (list elements, over all Connection fields) a message may carry;
+ * more make matching each field against them too costly. */
+#define HS_MAX_CONN_OPTIONS 16
 
 /* What hs_check_request extracts from a valid client request. All spans
  * borrow from the request buffer. */
@@ -30,8 +33,9 @@ struct hs_request_info {
  * ERR_HS_NOT_UPGRADE (Upgrade lacks "websocket" or Connection lacks
  * "upgrade"), ERR_HS_VERSION (Sec-WebSocket-Version missing or not 13),
  * ERR_HS_BAD_KEY (Sec-WebSocket-Key missing, repeated, or not the base64 of
- * exactly 16 bytes), ERR_HTTP_SYNTAX (request-target not origin-form, or a
- * Host value with characters outside RFC 3986 host [":" port]). */
+ * exactly 16 bytes), ERR_HTTP_SYNTAX (request-target not origin-form, a
+ * Host value with characters outside RFC 3986 host [":" port], or more than
+ * HS_MAX_CONN_OPTIONS Connection options). */
 int hs_check_request(const struct http_request *req, struct hs_request_info *info);
 
 /* HTTP status for a handshake-phase error code: 405 for ERR_HTTP_METHOD,
@@ -73,8 +77,9 @@ struct hs_upstream {
  * are forwarded unchanged (Host even when the client names it in Connection).
  * X-Forwarded-For is left out when there is neither a client value nor
  * client_ip; X-Forwarded-Proto, X-Forwarded-Host and X-Request-Id when theirs
- * is NULL or empty. Returns the length written, or ERR_NOMEM when it does not
- * fit in cap. */
+ * is NULL or empty. Returns the length written, ERR_NOMEM when it does not
+ * fit in cap, or ERR_RANGE for more than HS_MAX_CONN_OPTIONS Connection options
+ * (which hs_check_request has already refused). */
 int hs_build_upstream(char *out, size_t cap, const struct http_request *req,
                       const struct hs_request_info *info, const struct hs_upstream *up);
 
@@ -112,7 +117,8 @@ int hs_build_error(char *out, size_t cap, int status, const char *detail);
  * its headers minus hop-by-hop ones (list above, plus those named in
  * its Connection header) and minus Content-Length, then
  * "Content-Length: <body_len>" and "Connection: close".
- * Returns the length written, ERR_RANGE for a status outside 100..999, or
+ * Returns the length written, ERR_RANGE for a status outside 100..999 or more
+ * than HS_MAX_CONN_OPTIONS Connection options (answer 502 instead), or
  * ERR_NOMEM. */
 int hs_build_relayed_head(char *out, size_t cap, const struct http_response *resp, size_t body_len);
 
