@@ -8,9 +8,9 @@
 struct proxy;
 
 /* Bind the listening sockets and start cfg->workers threads (0 = one per
- * core). cfg is borrowed and must outlive the proxy. On failure a log line
- * says why and ERR_SYS (errno set: EADDRINUSE for a port in use) or
- * ERR_NOMEM is returned. */
+ * core). cfg is borrowed and must outlive the proxy. Returns 0, ERR_SYS
+ * with errno set (EADDRINUSE for a port in use; nothing is logged, the
+ * caller reports it), or ERR_NOMEM. */
 int proxy_start(struct proxy **out, const struct config *cfg);
 
 /* Text of the address actually listened on (the port filled in when the

@@ -255,14 +255,8 @@ int proxy_start(struct proxy **out, const struct config *cfg)
     probe = sock_listen((struct sockaddr *)&addr, cfg->listen.len, false, 1);
     if (probe < 0) {
         int e = errno;
-        struct log_line l;
-        if (log_begin(&l, LOG_ERROR, "cannot listen")) {
-            log_str(&l, "addr", cfg->listen.text);
-            log_str(&l, "error", strerror(e));
-            log_end(&l);
-        }
         free(p);
-        errno = e;
+        errno = e; /* the caller prints the one-line error */
         return ERR_SYS;
     }
     set_port(&addr, sock_local_port(probe));
