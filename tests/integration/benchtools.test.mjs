@@ -1,0 +1,458 @@
+// The benchmark tools: wsbench (load generator) against Node `ws` echo
+// servers, honest and corrupting, and wsecho (echo server) against a Node
+// `ws` client. Binaries come from WSBENCH_BIN / WSECHO_BIN, by default the
+// ones `make -C bench` builds. Every process started here is stopped by PID;
+// every wait has a timeout.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import crypto from 'node:crypto';
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { after, before, describe, test } from 'node:test';
+import { WebSocket, WebSocketServer } from 'ws';
+
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+const WSBENCH_BIN = process.env.WSBENCH_BIN || path.join(REPO_ROOT, 'build', 'bench', 'wsbench');
+const WSECHO_BIN = process.env.WSECHO_BIN || path.join(REPO_ROOT, 'build', 'bench', 'wsecho');
+
+for (const bin of [WSBENCH_BIN, WSECHO_BIN]) {
+    // The build always makes both: a missing one is a failure, not a skip.
+    assert.ok(fs.existsSync(bin), `${bin} is missing: run \`make -C bench\` (or set WSBENCH_BIN / WSECHO_BIN)`);
+}
+
+const live = new Set();
+process.on('exit', () => {
+    // Safety net only: each test stops what it started.
+    for (const p of live) {
+        try {
+            process.kill(p.pid, 'SIGKILL');
+        } catch {
+            /* already gone */
+        }
+    }
+});
+
+function withTimeout(promise, ms, what) {
+    let timer;
+    const t = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
+    });
+    return Promise.race([promise, t]).finally(() => clearTimeout(timer));
+}
+
+/** Start a binary; collects stdout/stderr, resolves `exited` with {code, signal}. */
+function startProc(bin, args) {
+    const proc = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    live.add(proc);
+    const p = { proc, pid: proc.pid, stdout: '', stderr: '', lineWaiters: [] };
+    p.exited = new Promise((resolve) => {
+        proc.on('exit', (code, signal) => {
+            live.delete(proc);
+            resolve({ code, signal });
+            for (const w of p.lineWaiters) w();
+        });
+    });
+    proc.on('error', (e) => {
+        p.spawnError = e;
+        for (const w of p.lineWaiters) w();
+    });
+    proc.stdout.setEncoding('utf8').on('data', (d) => {
+        p.stdout += d;
+        for (const w of p.lineWaiters) w();
+    });
+    proc.stderr.setEncoding('utf8').on('data', (d) => (p.stderr += d));
+    /** Resolve with the first complete stdout line matching re. */
+    p.waitLine = (re, ms, what) =>
+        withTimeout(
+            new Promise((resolve, reject) => {
+                const check = () => {
+                    const line = p.stdout.split('\n').slice(0, -1).find((l) => re.test(l));
+                    if (line !== undefined) {
+                        p.lineWaiters.splice(p.lineWaiters.indexOf(check), 1);
+                        return resolve(line);
+                    }
+                    if (p.spawnError || proc.exitCode !== null || proc.signalCode !== null) {
+                        p.lineWaiters.splice(p.lineWaiters.indexOf(check), 1);
+                        reject(new Error(`${path.basename(bin)} ended before ${what}; stderr:\n${p.stderr}`));
+                    }
+                };
+                p.lineWaiters.push(check);
+                check();
+            }),
+            ms,
+            `${what}; stderr so far:\n${p.stderr}`,
+        );
+    /** SIGTERM by PID, then SIGKILL if it does not exit in time. */
+    p.stop = async (ms = 5000) => {
+        if (proc.exitCode !== null || proc.signalCode !== null) return p.exited;
+        process.kill(p.pid, 'SIGTERM');
+        const r = await Promise.race([p.exited, new Promise((res) => setTimeout(() => res(null), ms))]);
+        if (r === null) {
+            process.kill(p.pid, 'SIGKILL');
+            await p.exited;
+            throw new Error(`${path.basename(bin)} (pid ${p.pid}) ignored SIGTERM for ${ms} ms`);
+        }
+        return r;
+    };
+    return p;
+}
+
+/** Run wsbench to completion; returns { code, signal, stdout, stderr }. */
+async function runWsbench(args, ms = 30000) {
+    const p = startProc(WSBENCH_BIN, args);
+    try {
+        const r = await withTimeout(p.exited, ms, `wsbench ${args.join(' ')} to exit`);
+        if (p.spawnError) throw p.spawnError;
+        return { ...r, stdout: p.stdout, stderr: p.stderr };
+    } finally {
+        if (p.proc.exitCode === null && p.proc.signalCode === null) {
+            process.kill(p.pid, 'SIGKILL');
+            await p.exited;
+        }
+    }
+}
+
+function lastJson(stdout) {
+    const lines = stdout.trim().split('\n');
+    return JSON.parse(lines[lines.length - 1]);
+}
+
+async function startWsecho() {
+    const p = startProc(WSECHO_BIN, ['--listen', '127.0.0.1:0']);
+    try {
+        const line = await p.waitLine(/^listening /, 5000, 'the "listening" line');
+        const m = /^listening 127\.0\.0\.1:(\d+)$/.exec(line);
+        assert.ok(m, `unexpected listening line: ${line}`);
+        p.port = Number(m[1]);
+        return p;
+    } catch (e) {
+        await p.stop().catch(() => {});
+        throw e;
+    }
+}
+
+/** A Node `ws` echo server on 127.0.0.1; `mangle(data, n)` may rewrite the
+ * n-th (1-based) echoed message. */
+function startNodeEcho(mangle) {
+    return new Promise((resolve, reject) => {
+        const wss = new WebSocketServer({ host: '127.0.0.1', port: 0, maxPayload: 64 * 1024 * 1024 });
+        let n = 0;
+        wss.on('connection', (ws) => {
+            ws.on('message', (data, isBinary) => {
+                n++;
+                const out = mangle ? mangle(Buffer.from(data), n) : data;
+                ws.send(out, { binary: isBinary });
+            });
+            ws.on('error', () => {});
+        });
+        wss.on('error', reject);
+        wss.on('listening', () =>
+            resolve({
+                port: wss.address().port,
+                count: () => n,
+                close: () =>
+                    new Promise((res) => {
+                        for (const c of wss.clients) c.terminate();
+                        wss.close(() => res());
+                    }),
+            }),
+        );
+    });
+}
+
+function assertCleanRun(r, what) {
+    assert.equal(r.code, 0, `${what}: wsbench exit code ${r.code} (signal ${r.signal}); stderr:\n${r.stderr}`);
+    const j = lastJson(r.stdout);
+    assert.equal(j.errors, 0, `${what}: errors`);
+    return j;
+}
+
+describe('wsbench against a Node ws echo server', () => {
+    let be;
+    before(async () => {
+        be = await startNodeEcho();
+    });
+    after(() => be?.close());
+
+    test('closed loop, 32-byte text messages, --check', { timeout: 30000 }, async () => {
+        const url = `ws://127.0.0.1:${be.port}/bench`;
+        const r = await runWsbench(['--url', url, '-c', '8', '-k', '8', '-s', '32', '-d', '2', '-w', '0.5', '--check', '--json', '--quiet']);
+        const j = assertCleanRun(r, 'text run');
+        assert.equal(j.mode, 'closed');
+        assert.equal(j.url, url);
+        assert.equal(j.connections, 8);
+        assert.equal(j.inflight, 8);
+        assert.equal(j.size, 32);
+        assert.equal(j.binary, false);
+        assert.ok(j.messages > 0, `messages: ${j.messages}`);
+        assert.ok(j.msgs_per_s > 0);
+        assert.ok(Math.abs(j.duration_s - 2) < 0.2, `duration_s ${j.duration_s}`);
+        assert.ok(Math.abs(j.mb_per_s - (j.msgs_per_s * 32) / 1e6) < 0.01, 'mb_per_s is payload bytes/s / 1e6');
+        const l = j.latency_us;
+        assert.ok(l.p50 > 0 && l.p50 <= l.p90 && l.p90 <= l.p99 && l.p99 <= l.p999 && l.p999 <= l.max, `latency ${JSON.stringify(l)}`);
+        assert.ok(j.received >= j.messages);
+    });
+
+    test('closed loop, 64 KiB binary messages, --check', { timeout: 30000 }, async () => {
+        const r = await runWsbench(['--url', `ws://127.0.0.1:${be.port}/`, '-c', '4', '-k', '2', '-s', '64KiB', '--binary', '-d', '2', '-w', '0.5', '--check', '--json', '-q']);
+        const j = assertCleanRun(r, 'binary run');
+        assert.equal(j.size, 65536);
+        assert.equal(j.binary, true);
+        assert.ok(j.messages > 0, `messages: ${j.messages}`);
+        assert.ok(j.mb_per_s > 0);
+    });
+
+    test('human summary without --json', { timeout: 30000 }, async () => {
+        const r = await runWsbench(['--url', `ws://127.0.0.1:${be.port}/`, '-c', '2', '-k', '1', '-d', '0.5', '-w', '0', '-q']);
+        assert.equal(r.code, 0, r.stderr);
+        assert.match(r.stdout, /messages\s+\d+ in [\d.]+ s: [\d.]+ msg\/s/);
+        assert.match(r.stdout, /p99\.9/);
+    });
+});
+
+describe('wsbench fails on a wrong echo', () => {
+    test('one flipped payload byte fails the run with --check', { timeout: 30000 }, async () => {
+        // Byte 40 is past the 16-byte sequence/timestamp header: only the
+        // content comparison can see it. XOR 1 keeps the text ASCII.
+        const be = await startNodeEcho((d, n) => {
+            if (n === 200) d[40] ^= 1;
+            return d;
+        });
+        try {
+            const r = await runWsbench(['--url', `ws://127.0.0.1:${be.port}/`, '-c', '4', '-k', '4', '-s', '64', '-d', '2', '-w', '0.5', '--check', '--json', '-q']);
+            assert.equal(r.code, 1, `exit code ${r.code}; stdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+            assert.match(r.stderr, /differs at byte 40/);
+            assert.equal(r.stdout, '', 'no JSON report for a failed run');
+        } finally {
+            await be.close();
+        }
+    });
+
+    test('a shortened echo fails the run even without --check', { timeout: 30000 }, async () => {
+        const be = await startNodeEcho((d, n) => (n === 50 ? d.subarray(0, d.length - 1) : d));
+        try {
+            const r = await runWsbench(['--url', `ws://127.0.0.1:${be.port}/`, '-c', '2', '-k', '2', '-s', '100', '--binary', '-d', '2', '-w', '0.5', '-q']);
+            assert.equal(r.code, 1, `exit code ${r.code}; stderr:\n${r.stderr}`);
+            assert.match(r.stderr, /has 99 bytes, sent 100/);
+        } finally {
+            await be.close();
+        }
+    });
+
+    test('a dropped echo fails the sequence check', { timeout: 30000 }, async () => {
+        // Swap two consecutive echoes on a connection: lengths and content
+        // still match, the per-connection sequence does not.
+        const wss = await new Promise((resolve) => {
+            const s = new WebSocketServer({ host: '127.0.0.1', port: 0 }, () => resolve(s));
+        });
+        wss.on('connection', (ws) => {
+            let n = 0;
+            let held = null;
+            ws.on('message', (data, isBinary) => {
+                n++;
+                if (n === 10) held = data;
+                else {
+                    ws.send(data, { binary: isBinary });
+                    if (held) {
+                        ws.send(held, { binary: isBinary });
+                        held = null;
+                    }
+                }
+            });
+            ws.on('error', () => {});
+        });
+        try {
+            const r = await runWsbench(['--url', `ws://127.0.0.1:${wss.address().port}/`, '-c', '1', '-k', '4', '-s', '32', '-d', '2', '-w', '0.5', '-q']);
+            assert.equal(r.code, 1, `exit code ${r.code}; stderr:\n${r.stderr}`);
+            assert.match(r.stderr, /out of sequence: expected message 9, got 10/);
+        } finally {
+            for (const c of wss.clients) c.terminate();
+            await new Promise((res) => wss.close(res));
+        }
+    });
+
+    test('a refused upgrade fails the run', { timeout: 30000 }, async () => {
+        const srv = http.createServer((req, res) => {
+            res.writeHead(404);
+            res.end('nope');
+        });
+        await new Promise((res) => srv.listen(0, '127.0.0.1', res));
+        try {
+            const r = await runWsbench(['--url', `ws://127.0.0.1:${srv.address().port}/`, '-c', '2', '-d', '1', '-w', '0', '-q']);
+            assert.equal(r.code, 1, `exit code ${r.code}; stderr:\n${r.stderr}`);
+            assert.match(r.stderr, /upgrade refused: server answered 'HTTP\/1\.1 404/);
+        } finally {
+            srv.closeAllConnections();
+            await new Promise((res) => srv.close(res));
+        }
+    });
+});
+
+/** A Node ws client on wsecho with a queue of incoming messages. */
+async function openClient(port, protocols) {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/echo`, protocols, { maxPayload: 64 * 1024 * 1024 });
+    const messages = [];
+    const waiters = [];
+    ws.on('message', (data, isBinary) => {
+        const m = { data: Buffer.from(data), isBinary };
+        const w = waiters.shift();
+        if (w) w(m);
+        else messages.push(m);
+    });
+    await withTimeout(
+        new Promise((resolve, reject) => {
+            ws.once('open', resolve);
+            ws.once('error', reject);
+        }),
+        5000,
+        'the WebSocket to wsecho to open',
+    );
+    return {
+        ws,
+        next: (ms = 10000) =>
+            messages.length
+                ? Promise.resolve(messages.shift())
+                : withTimeout(new Promise((resolve) => waiters.push(resolve)), ms, 'an echoed message'),
+    };
+}
+
+describe('wsecho with a Node ws client', () => {
+    let echo;
+    let c;
+    before(async () => {
+        echo = await startWsecho();
+        c = await openClient(echo.port, ['chat', 'other']);
+    });
+    after(async () => {
+        c?.ws.terminate();
+        const r = await echo?.stop();
+        if (r) assert.equal(r.code, 0, `wsecho exit on SIGTERM: ${JSON.stringify(r)}; stderr:\n${echo.stderr}`);
+    });
+
+    test('answers with the first offered subprotocol', () => {
+        assert.equal(c.ws.protocol, 'chat');
+    });
+
+    for (const size of [0, 125, 126, 65536, 1024 * 1024]) {
+        test(`echoes a ${size}-byte text message`, { timeout: 20000 }, async () => {
+            const text = 'é'.repeat(Math.floor(size / 2)) + 'x'.repeat(size % 2);
+            c.ws.send(text);
+            const m = await c.next();
+            assert.equal(m.isBinary, false);
+            assert.equal(m.data.length, size);
+            assert.equal(m.data.toString('utf8'), text);
+        });
+        test(`echoes a ${size}-byte binary message`, { timeout: 20000 }, async () => {
+            const data = crypto.randomBytes(size);
+            c.ws.send(data);
+            const m = await c.next();
+            assert.equal(m.isBinary, true);
+            assert.ok(m.data.equals(data), 'content differs');
+        });
+    }
+
+    test('echoes a fragmented message with a ping between fragments', { timeout: 20000 }, async () => {
+        const whole = crypto.randomBytes(200000);
+        const pong = new Promise((resolve) => c.ws.once('pong', resolve));
+        c.ws.send(whole.subarray(0, 1000), { binary: true, fin: false });
+        c.ws.ping('mid');
+        c.ws.send(whole.subarray(1000, 150000), { binary: true, fin: false });
+        c.ws.send(whole.subarray(150000), { binary: true, fin: true });
+        const m = await c.next();
+        assert.equal(m.isBinary, true);
+        assert.ok(m.data.equals(whole), 'reassembled echo differs');
+        assert.equal(String(await withTimeout(pong, 5000, 'the pong')), 'mid');
+    });
+
+    test('answers a ping with a pong carrying the same payload', { timeout: 10000 }, async () => {
+        const pong = new Promise((resolve) => c.ws.once('pong', resolve));
+        c.ws.ping(Buffer.from('ping-payload'));
+        assert.equal(String(await withTimeout(pong, 5000, 'the pong')), 'ping-payload');
+    });
+
+    test('echoes many large frames back to back (backpressure)', { timeout: 30000 }, async () => {
+        const msgs = Array.from({ length: 24 }, () => crypto.randomBytes(512 * 1024));
+        for (const d of msgs) c.ws.send(d);
+        for (const d of msgs) assert.ok((await c.next()).data.equals(d), 'content differs');
+    });
+
+    test('answers a close with the same code, then closes the connection', { timeout: 10000 }, async () => {
+        const other = await openClient(echo.port);
+        const closed = new Promise((resolve) => other.ws.once('close', (code, reason) => resolve({ code, reason: String(reason) })));
+        other.ws.close(4321, 'bye');
+        const r = await withTimeout(closed, 5000, 'the close handshake');
+        assert.equal(r.code, 4321);
+    });
+
+    test('rejects a request that is not an upgrade', { timeout: 10000 }, async () => {
+        const res = await withTimeout(
+            new Promise((resolve, reject) => {
+                http.get({ host: '127.0.0.1', port: echo.port, path: '/' }, resolve).on('error', reject);
+            }),
+            5000,
+            'the HTTP answer',
+        );
+        res.resume();
+        assert.equal(res.statusCode, 400);
+    });
+});
+
+describe('wsbench against wsecho', () => {
+    let echo;
+    before(async () => {
+        echo = await startWsecho();
+    });
+    after(async () => {
+        const r = await echo?.stop();
+        if (r) assert.equal(r.code, 0, `wsecho exit on SIGTERM: ${JSON.stringify(r)}; stderr:\n${echo.stderr}`);
+    });
+
+    test('--idle holds 50 connections and exits 0 on SIGTERM', { timeout: 30000 }, async () => {
+        const p = startProc(WSBENCH_BIN, ['--url', `ws://127.0.0.1:${echo.port}/idle`, '--idle', '-c', '50', '--hold', '60', '--check', '--json', '-q']);
+        try {
+            const line = await p.waitLine(/"event":"ready"/, 10000, 'the ready line');
+            assert.deepEqual(JSON.parse(line), { event: 'ready', connections: 50 });
+            const r = await p.stop(10000);
+            assert.equal(r.code, 0, `exit after SIGTERM: ${JSON.stringify(r)}; stderr:\n${p.stderr}`);
+            const j = lastJson(p.stdout);
+            assert.equal(j.mode, 'idle');
+            assert.equal(j.connections, 50);
+            assert.equal(j.messages, 50);
+            assert.equal(j.errors, 0);
+        } finally {
+            if (p.proc.exitCode === null && p.proc.signalCode === null) {
+                process.kill(p.pid, 'SIGKILL');
+                await p.exited;
+            }
+        }
+    });
+
+    test('--rate open loop', { timeout: 30000 }, async () => {
+        const r = await runWsbench(['--url', `ws://127.0.0.1:${echo.port}/`, '--rate', '5000', '-c', '16', '-d', '2', '-w', '0.5', '--check', '--json', '-q']);
+        const j = assertCleanRun(r, 'open loop');
+        assert.equal(j.mode, 'open');
+        assert.equal(j.rate, 5000);
+        // The schedule is fixed: at most rate x duration messages in the
+        // window (a few less when the machine is busy and the last ones come
+        // back after it closes).
+        assert.ok(j.messages > 5000 && j.messages <= 10100, `messages: ${j.messages}`);
+        assert.ok(j.latency_us.max > 0);
+    });
+
+    test('--churn', { timeout: 30000 }, async () => {
+        const r = await runWsbench(['--url', `ws://127.0.0.1:${echo.port}/`, '--churn', '-c', '8', '-s', '100', '-d', '2', '-w', '0.5', '--check', '--json', '-q']);
+        const j = assertCleanRun(r, 'churn');
+        assert.equal(j.mode, 'churn');
+        assert.ok(j.connects_per_s > 0, `connects_per_s: ${j.connects_per_s}`);
+        assert.ok(j.messages > 0);
+    });
+
+    test('closed loop with --threads 2 and --sources', { timeout: 30000 }, async () => {
+        const r = await runWsbench(['--url', `ws://127.0.0.1:${echo.port}/`, '-c', '16', '-k', '4', '-s', '1000', '--threads', '2', '--sources', '127.0.0.1-127.0.0.4', '-d', '1', '-w', '0.2', '--check', '--json', '-q']);
+        const j = assertCleanRun(r, 'threads');
+        assert.equal(j.threads, 2);
+        assert.ok(j.messages > 0);
+    });
+});
