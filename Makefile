@@ -4,7 +4,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all setup test unit run asan fuzz fuzz-build format format-check clean
+.PHONY: all setup test unit run asan fuzz fuzz-build bench bench-compare format format-check clean
 
 all: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
@@ -49,6 +49,15 @@ fuzz: fuzz-build
 	  $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
 	      build-fuzz/corpus-$$name fuzz/corpus/$$name || exit 1; \
 	done
+
+# Load tools (build/bench/wsbench, build/bench/wsecho) are built by `all`.
+bench: all
+
+# Side by side with nginx and HAProxy (installed if missing); see
+# docs/performance.md. ROUNDS, DURATION and IDLE_CONNS tune it.
+bench-compare: all
+	WSG_SETUP_BENCH=1 scripts/setup
+	node bench/compare.mjs
 
 FORMAT_FILES = $(shell git ls-files 'src/*.[ch]' 'tests/*.[ch]' 'fuzz/*.[ch]' 'bench/*.[ch]')
 format:

@@ -1,0 +1,307 @@
+// Side-by-side benchmark: wsgate, nginx (default and 64 KiB buffers) and
+// HAProxy in front of one wsecho backend, against the direct path, in one
+// run. Proxies are pinned to CPU 0, wsbench and wsecho to CPU 1. Each
+// workload runs for every target, interleaved, ROUNDS times; the table
+// shows medians.
+//
+//   node bench/compare.mjs            (make bench-compare)
+//   ROUNDS=1 DURATION=3 node bench/compare.mjs   (a quick look)
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
+import { tmpdir, cpus, totalmem } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, '..');
+const env = process.env;
+const ROUNDS = +(env.ROUNDS || 3);
+const DURATION = +(env.DURATION || 5);
+const WARMUP = +(env.WARMUP || 1);
+const IDLE_CONNS = +(env.IDLE_CONNS || 9000);
+const WSGATE = env.WSGATE_BIN || join(root, 'build/wsgate');
+const WSBENCH = env.WSBENCH_BIN || join(root, 'build/bench/wsbench');
+const WSECHO = env.WSECHO_BIN || join(root, 'build/bench/wsecho');
+const dir = mkdtempSync(join(tmpdir(), 'wsgate-bench-'));
+mkdirSync(join(dir, 'nginx-tmp'));
+
+const children = new Set();
+function start(cmd, args, opts = {}) {
+  const p = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], ...opts });
+  children.add(p);
+  p.on('exit', () => children.delete(p));
+  p.stderrText = '';
+  p.stderr.on('data', (d) => { p.stderrText += d; if (p.stderrText.length > 65536) p.stderrText = p.stderrText.slice(-32768); });
+  return p;
+}
+function stopAll() {
+  for (const p of children) try { p.kill('SIGKILL'); } catch {}
+}
+process.on('exit', stopAll);
+process.on('SIGINT', () => { stopAll(); process.exit(130); });
+
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+function waitLine(p, re, what, ms = 10000) {
+  return new Promise((resolve, reject) => {
+    let buf = '';
+    const t = setTimeout(() => reject(new Error(`${what}: no "${re}" within ${ms} ms; stderr: ${p.stderrText}`)), ms);
+    const on = (d) => {
+      buf += d;
+      const m = re.exec(buf);
+      if (m) { clearTimeout(t); p.stdout.off('data', on); p.stderr.off('data', on); resolve(m); }
+    };
+    p.stdout.on('data', on);
+    p.stderr.on('data', on);
+    p.on('exit', (c) => { clearTimeout(t); reject(new Error(`${what} exited with ${c}: ${p.stderrText}`)); });
+  });
+}
+
+async function freePort() {
+  const net = await import('node:net');
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
+  });
+}
+
+async function waitPort(port, ms = 10000) {
+  const net = await import('node:net');
+  const end = Date.now() + ms;
+  for (;;) {
+    const ok = await new Promise((r) => {
+      const c = net.connect(port, '127.0.0.1', () => { c.destroy(); r(true); });
+      c.on('error', () => r(false));
+    });
+    if (ok) return;
+    if (Date.now() > end) throw new Error(`port ${port} not open after ${ms} ms`);
+    await sleep(50);
+  }
+}
+
+// The process and its descendants (nginx master + workers).
+function tree(pid) {
+  const all = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const st = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const ppid = +st.slice(st.lastIndexOf(')') + 2).split(' ')[1];
+      all.push([+d, ppid]);
+    } catch {}
+  }
+  const out = [pid];
+  for (let i = 0; i < out.length; i++) for (const [c, pp] of all) if (pp === out[i]) out.push(c);
+  return out;
+}
+const TICK = +spawnSync('getconf', ['CLK_TCK']).stdout.toString() || 100;
+function cpuNs(pid) {
+  let t = 0;
+  for (const p of tree(pid)) {
+    try {
+      const f = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const v = f.slice(f.lastIndexOf(')') + 2).split(' ');
+      t += +v[11] + +v[12]; // utime + stime
+    } catch {}
+  }
+  return (t * 1e9) / TICK;
+}
+function rssKiB(pid) {
+  let t = 0;
+  for (const p of tree(pid)) {
+    try {
+      const m = /VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${p}/status`, 'utf8'));
+      if (m) t += +m[1];
+    } catch {}
+  }
+  return t;
+}
+
+function fill(file, vars) {
+  let s = readFileSync(join(here, 'conf', file), 'utf8');
+  for (const [k, v] of Object.entries(vars)) s = s.replaceAll(`@${k}@`, v);
+  return s;
+}
+
+// Proxies. pinned: one worker on CPU 0; else their multi-worker settings.
+const TARGETS = {
+  direct: { label: 'direct' },
+  wsgate: {
+    label: 'wsgate',
+    async start(port, backend, pinned) {
+      const args = ['--listen', `127.0.0.1:${port}`, '--backend', `ws://${backend}`,
+        '--workers', pinned ? '1' : String(cpus().length), '--log-level', 'warn'];
+      return pinned ? start('taskset', ['-c', '0', WSGATE, ...args]) : start(WSGATE, args);
+    },
+  },
+  nginx: {
+    label: 'nginx',
+    async start(port, backend, pinned) { return startNginx(port, backend, pinned, ''); },
+  },
+  nginx64k: {
+    label: 'nginx 64k',
+    async start(port, backend, pinned) {
+      return startNginx(port, backend, pinned, 'proxy_buffer_size 64k; proxy_buffers 4 64k;');
+    },
+  },
+  haproxy: {
+    label: 'HAProxy',
+    async start(port, backend, pinned) {
+      const f = join(dir, `haproxy-${port}.cfg`);
+      writeFileSync(f, fill('haproxy.cfg.in', {
+        THREADS: pinned ? '1' : String(cpus().length), CPUMAP: pinned ? 'cpu-map 1/1 0' : '',
+        PORT: port, BACKEND: backend,
+      }));
+      return start('haproxy', ['-db', '-f', f]);
+    },
+  },
+};
+function startNginx(port, backend, pinned, buffers) {
+  const f = join(dir, `nginx-${port}.conf`);
+  writeFileSync(f, fill('nginx.conf.in', {
+    WORKERS: pinned ? '1' : 'auto', AFFINITY: pinned ? 'worker_cpu_affinity 0001;' : '',
+    PORT: port, BACKEND: backend, DIR: dir, BUFFERS: buffers,
+  }));
+  return start('nginx', ['-e', join(dir, 'nginx-error.log'), '-c', f, '-p', dir]);
+}
+
+async function startTargets(backend, pinned) {
+  const running = {};
+  for (const [name, t] of Object.entries(TARGETS)) {
+    if (!t.start) { running[name] = { port: +backend.split(':')[1], proc: null }; continue; }
+    const port = await freePort();
+    const proc = await t.start(port, backend, pinned);
+    await waitPort(port);
+    running[name] = { port, proc };
+  }
+  return running;
+}
+function stopTargets(running) {
+  for (const r of Object.values(running)) if (r.proc) r.proc.kill('SIGKILL');
+}
+
+function bench(args, timeoutMs) {
+  const r = spawnSync('taskset', ['-c', '1', WSBENCH, ...args, '--json'], { timeout: timeoutMs, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`wsbench ${args.join(' ')} failed (${r.status}): ${r.stderr}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop());
+}
+
+const WORKLOADS = {
+  small: (url) => ['--url', url, '-c', '64', '-k', '16', '-s', '32', '-d', String(DURATION), '-w', String(WARMUP)],
+  bulk: (url) => ['--url', url, '-c', '16', '-k', '4', '-s', '65536', '--binary', '-d', String(DURATION), '-w', String(WARMUP)],
+  latency: (url) => ['--url', url, '-c', '64', '--rate', '10000', '-s', '32', '-d', String(DURATION), '-w', String(WARMUP)],
+  churn: (url) => ['--url', url, '-c', '16', '--churn', '-s', '32', '-d', String(DURATION), '-w', String(WARMUP)],
+};
+
+async function idleGrowth(target, running, size) {
+  const r = running[target];
+  const url = `ws://127.0.0.1:${r.port}/`;
+  const pid = r.proc ? r.proc.pid : null;
+  const before = pid ? rssKiB(pid) : 0;
+  const p = start('taskset', ['-c', '1', WSBENCH, '--url', url, '--idle', '-c', String(IDLE_CONNS), '-s', String(size), '--hold', '120', '--json']);
+  await waitLine(p, /"event":"ready"/, `idle ${target}`, 120000);
+  await sleep(500);
+  const after = pid ? rssKiB(pid) : 0;
+  p.kill('SIGTERM');
+  await new Promise((res) => p.on('exit', res));
+  return ((after - before) * 1024) / IDLE_CONNS;
+}
+
+const med = (a) => { const s = [...a].sort((x, y) => x - y); return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN; };
+
+async function main() {
+  for (const f of [WSGATE, WSBENCH, WSECHO]) if (spawnSync('test', ['-x', f]).status !== 0) throw new Error(`missing ${f}: run make && make bench`);
+  const echo = start('taskset', ['-c', '1', WSECHO, '--listen', '127.0.0.1:0']);
+  const m = await waitLine(echo, /listening 127\.0\.0\.1:(\d+)/, 'wsecho');
+  const backend = `127.0.0.1:${m[1]}`;
+  const names = Object.keys(TARGETS);
+  const res = {}; // res[workload][target] = [values]
+  const put = (w, t, v) => { ((res[w] ??= {})[t] ??= []).push(v); };
+
+  let running = await startTargets(backend, true);
+  for (let round = 1; round <= ROUNDS; round++) {
+    // Rotate the order each round so no target always runs first.
+    const order = names.map((_, i) => names[(i + round - 1) % names.length]);
+    for (const wl of ['small', 'bulk', 'latency', 'churn']) {
+      for (const t of order) {
+        const r = running[t];
+        const url = `ws://127.0.0.1:${r.port}/`;
+        const c0 = r.proc ? cpuNs(r.proc.pid) : 0;
+        const j = bench(WORKLOADS[wl](url), (DURATION + WARMUP + 60) * 1000);
+        const c1 = r.proc ? cpuNs(r.proc.pid) : 0;
+        if (wl === 'small') { put('small', t, j.msgs_per_s); if (r.proc) put('small_cpu', t, (c1 - c0) / (j.msgs_per_s * (DURATION + WARMUP))); }
+        if (wl === 'bulk') put('bulk', t, j.mb_per_s);
+        if (wl === 'latency') { put('p50', t, j.latency_us.p50); put('p99', t, j.latency_us.p99); put('p999', t, j.latency_us.p999); }
+        if (wl === 'churn') put('churn', t, j.connects_per_s);
+        process.stderr.write(`round ${round} ${wl} ${t}: ${JSON.stringify(j)}\n`);
+      }
+    }
+    // Idle memory needs fresh processes for a clean baseline.
+    for (const size of [32, 65536]) {
+      stopTargets(running);
+      running = await startTargets(backend, true);
+      for (const t of order) {
+        if (t === 'direct') continue;
+        const g = await idleGrowth(t, running, size);
+        put(size === 32 ? 'idle' : 'idle64k', t, g);
+        process.stderr.write(`round ${round} idle ${size} ${t}: ${g.toFixed(0)} B/conn\n`);
+      }
+    }
+    stopTargets(running);
+    // Unpinned, multi-worker settings: throughput only.
+    running = await startTargets(backend, false);
+    for (const t of order) {
+      const r = running[t];
+      const url = `ws://127.0.0.1:${r.port}/`;
+      const j = spawnSync(WSBENCH, [...WORKLOADS.small(url), '--json'], { encoding: 'utf8', timeout: (DURATION + WARMUP + 60) * 1000 });
+      if (j.status !== 0) throw new Error(`unpinned small ${t}: ${j.stderr}`);
+      put('small_mw', t, JSON.parse(j.stdout.trim().split('\n').pop()).msgs_per_s);
+      const k = spawnSync(WSBENCH, [...WORKLOADS.bulk(url), '--json'], { encoding: 'utf8', timeout: (DURATION + WARMUP + 60) * 1000 });
+      if (k.status !== 0) throw new Error(`unpinned bulk ${t}: ${k.stderr}`);
+      put('bulk_mw', t, JSON.parse(k.stdout.trim().split('\n').pop()).mb_per_s);
+    }
+    stopTargets(running);
+    running = await startTargets(backend, true);
+  }
+  stopTargets(running);
+
+  const rows = [
+    ['small messages (msgs/s, 64×16×32 B)', 'small', 0, true],
+    ['proxy CPU per echoed message (ns)', 'small_cpu', 0, false],
+    ['bulk (MB/s, 16×4×64 KiB)', 'bulk', 1, true],
+    ['latency p50 (µs, 10k msgs/s)', 'p50', 0, false],
+    ['latency p99 (µs)', 'p99', 0, false],
+    ['latency p99.9 (µs)', 'p999', 0, false],
+    [`idle RSS per connection (B, ${IDLE_CONNS} conns, 32 B echo)`, 'idle', 0, false],
+    ['idle RSS per connection after a 64 KiB echo (B)', 'idle64k', 0, false],
+    ['churn (connections/s)', 'churn', 0, true],
+    ['unpinned, multi-worker: small (msgs/s)', 'small_mw', 0, true],
+    ['unpinned, multi-worker: bulk (MB/s)', 'bulk_mw', 1, true],
+  ];
+  const peers = ['nginx', 'nginx64k', 'haproxy'];
+  let out = `| metric | ${names.map((n) => TARGETS[n].label).join(' | ')} | wsgate ÷ best peer |\n`;
+  out += `|---|${names.map(() => '---:').join('|')}|---:|\n`;
+  for (const [label, key, digits, higherBetter] of rows) {
+    const cells = names.map((n) => {
+      const v = med(res[key]?.[n] ?? []);
+      if (Number.isNaN(v)) return '—';
+      const d = med(res[key]?.direct ?? []);
+      const ratio = n !== 'direct' && !Number.isNaN(d) && (key === 'small' || key === 'bulk' || key === 'churn' || key.endsWith('_mw')) ? ` (${(v / d).toFixed(2)}×)` : '';
+      return v.toFixed(digits) + ratio;
+    });
+    const pv = peers.map((p) => med(res[key]?.[p] ?? [])).filter((v) => !Number.isNaN(v));
+    const best = higherBetter ? Math.max(...pv) : Math.min(...pv);
+    const w = med(res[key]?.wsgate ?? []);
+    const ratio = pv.length && !Number.isNaN(w) ? (higherBetter ? w / best : best / w).toFixed(2) + '×' : '—';
+    out += `| ${label} | ${cells.join(' | ')} | ${ratio} |\n`;
+  }
+  const machine = `${cpus().length} × ${cpus()[0].model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${spawnSync('uname', ['-sr']).stdout.toString().trim()}`;
+  const header = `wsgate bench-compare, ${new Date().toISOString()}\nmachine: ${machine}\nrounds: ${ROUNDS}, ${DURATION} s per run after ${WARMUP} s warm-up; medians. (×) = ratio to direct; last column: wsgate's advantage over the best peer (>1 is better).\n\n`;
+  process.stdout.write(header + out);
+  mkdirSync(join(root, 'bench/results'), { recursive: true });
+  writeFileSync(join(root, 'bench/results/latest.md'), header + out);
+  writeFileSync(join(root, 'bench/results/latest.json'), JSON.stringify(res, null, 1));
+  echo.kill('SIGKILL');
+}
+
+main().catch((e) => { console.error(`bench-compare: ${e.message}`); stopAll(); process.exit(1); });

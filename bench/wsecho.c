@@ -1,0 +1,743 @@
+/* wsecho: a single-threaded WebSocket echo server for benchmarks.
+ *
+ *   wsecho --listen 127.0.0.1:9000
+ *
+ * Prints "listening ADDR:PORT" on stdout once it accepts connections. Each
+ * client frame is echoed as it arrives, frame by frame (same opcode and FIN,
+ * unmasked), with no reassembly: a 64 MiB frame streams through a 64 KiB
+ * input buffer, and a connection whose output queue holds more than 1 MiB is
+ * not read until it drains. Pings get pongs, a close gets a close with the
+ * same code and then the server closes the TCP connection (RFC 6455 §7.1.1:
+ * the server closes first). SIGTERM or SIGINT stops it. */
+#include <errno.h>
+#include <getopt.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "benchutil.h"
+#include "core/err.h"
+#include "ws/frame.h"
+
+#define IN_CAP       (64 * 1024)                /* input buffer bytes per busy connection */
+#define OUT_HIGH     (1024 * 1024)              /* queued output bytes above which reading stops */
+#define OUT_CAP      (OUT_HIGH + IN_CAP + 4096) /* output buffer bytes: one more read fits */
+#define POOL_SPARE   256                        /* spare buffers kept per pool */
+#define MAX_EVENTS   512                        /* epoll events per wait */
+#define ACCEPT_BATCH 256                        /* accepts per listen-socket wakeup */
+#define LINGER_NS    (5 * 1000000000ULL)        /* wait for the client's FIN after ours */
+#define PAUSE_NS     (100 * 1000000ULL)         /* accept pause after EMFILE */
+#define SWEEP_NS     (1000 * 1000000ULL)        /* linger timeout sweep interval */
+#define HEAD_MAX     (IN_CAP - 1)               /* longest upgrade request head */
+
+enum cstate {
+    ST_HANDSHAKE, /* reading the upgrade request */
+    ST_OPEN,      /* echoing frames */
+    ST_CLOSING,   /* last bytes queued (close frame or HTTP error): flush, then FIN */
+    ST_LINGER,    /* FIN sent: discard input until the client's FIN or a timeout */
+    ST_DEAD,      /* fd closed; freed at the end of the loop iteration */
+};
+
+struct conn {
+    int fd;
+    enum cstate state;
+    bool can_read;      /* edge seen, EAGAIN not yet */
+    bool rdhup;         /* the peer's FIN or an error was reported: read to the end */
+    bool can_write;     /* edge seen, EAGAIN or short write not yet */
+    bool queued;        /* on the ready list */
+    bool in_payload;    /* inside a data frame's payload */
+    struct bu_buf in;   /* bytes read, not yet echoed */
+    struct bu_buf out;  /* bytes to send */
+    uint64_t left;      /* payload bytes of the current data frame still to echo */
+    uint64_t off;       /* payload bytes of the current data frame echoed (mask phase) */
+    uint8_t key[4];     /* masking key of the current data frame */
+    struct ws_seq seq;  /* fragmentation state of the client's messages */
+    uint64_t deadline;  /* ST_LINGER: monotonic ns at which the fd is closed anyway */
+    struct conn *next;  /* ready list or dead list */
+    struct conn *lprev; /* list of all live connections */
+    struct conn *lnext; /* list of all live connections */
+};
+
+struct server {
+    int epfd;
+    int lfd;
+    struct bu_pool inpool;  /* IN_CAP-byte buffers */
+    struct bu_pool outpool; /* OUT_CAP-byte buffers */
+    struct conn *ready;     /* connections to service without a new event */
+    struct conn *dead;      /* closed connections to free after this iteration */
+    struct conn *all;       /* every live connection */
+    struct ws_rules rules;  /* client-frame rules for ws_frame_check */
+    uint64_t accept_resume; /* 0, or when to re-enable accepting after EMFILE */
+    uint64_t last_sweep;    /* monotonic ns of the last linger sweep */
+    unsigned long nconns;   /* live connections */
+    bool quiet;             /* no warnings on stderr */
+};
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop_flag = 1;
+}
+
+static void warn_errno(const struct server *s, const char *what)
+{
+    if (!s->quiet)
+        fprintf(stderr, "wsecho: %s: %s\n", what, strerror(errno));
+}
+
+static void enqueue(struct server *s, struct conn *c)
+{
+    if (c->queued || c->state == ST_DEAD)
+        return;
+    c->queued = true;
+    c->next = s->ready;
+    s->ready = c;
+}
+
+static void kill_conn(struct server *s, struct conn *c)
+{
+    if (c->state == ST_DEAD)
+        return;
+    /* close(2) also removes the fd from the epoll set. Its error is not
+     * actionable: the descriptor is released either way. */
+    close(c->fd);
+    c->fd = -1;
+    c->state = ST_DEAD;
+    if (c->lprev)
+        c->lprev->lnext = c->lnext;
+    else
+        s->all = c->lnext;
+    if (c->lnext)
+        c->lnext->lprev = c->lprev;
+    s->nconns--;
+    /* Freed after the loop iteration: the ready list may still name it. */
+    if (!c->queued) {
+        c->next = s->dead;
+        s->dead = c;
+    }
+}
+
+static void free_conn(struct server *s, struct conn *c)
+{
+    bu_buf_drop(&s->inpool, &c->in);
+    bu_buf_drop(&s->outpool, &c->out);
+    free(c);
+}
+
+/* Room for need bytes at the end of the output buffer, taking one when none
+ * is held. Returns a pointer to the free space, or NULL when the buffer
+ * cannot take need bytes now (it drains first) or memory is short. */
+static uint8_t *out_room(struct server *s, struct conn *c, size_t need, size_t *room)
+{
+    if (bu_buf_take(&s->outpool, &c->out) < 0)
+        return NULL;
+    *room = bu_buf_room(&s->outpool, &c->out, need);
+    if (*room < need)
+        return NULL;
+    return c->out.p + c->out.tail;
+}
+
+/* Queue an unmasked control frame; false when the output has no room yet. */
+static bool queue_control(struct server *s, struct conn *c, uint8_t op, const uint8_t *p, size_t n)
+{
+    size_t room;
+    uint8_t *o = out_room(s, c, WS_MAX_HEADER + n, &room);
+    size_t h;
+
+    if (!o)
+        return false;
+    h = ws_frame_write(o, true, op, NULL, n);
+    memcpy(o + h, p, n);
+    c->out.tail += h + n;
+    return true;
+}
+
+/* Queue raw bytes (an HTTP response); kills the connection when they do not fit. */
+static void queue_raw(struct server *s, struct conn *c, const char *p, size_t n)
+{
+    size_t room;
+    uint8_t *o = out_room(s, c, n, &room);
+
+    if (!o) {
+        kill_conn(s, c);
+        return;
+    }
+    memcpy(o, p, n);
+    c->out.tail += n;
+}
+
+static void fail_ws(struct server *s, struct conn *c, unsigned code)
+{
+    uint8_t pl[2] = {(uint8_t)(code >> 8), (uint8_t)code};
+
+    if (!queue_control(s, c, WS_OP_CLOSE, pl, sizeof(pl))) {
+        kill_conn(s, c);
+        return;
+    }
+    c->state = ST_CLOSING;
+}
+
+static void fail_http(struct server *s, struct conn *c, const char *status)
+{
+    char resp[160];
+    int n = snprintf(resp, sizeof(resp),
+                     "HTTP/1.1 %s\r\nConnection: close\r\nContent-Length: 0\r\n\r\n", status);
+
+    queue_raw(s, c, resp, (size_t)n);
+    if (c->state != ST_DEAD)
+        c->state = ST_CLOSING;
+}
+
+/* Parse the upgrade request at the start of the input; on success queue the
+ * 101 response and return the head's length, else 0 (incomplete, or failed
+ * with the state changed). */
+static size_t handshake(struct server *s, struct conn *c)
+{
+    const char *p = (const char *)c->in.p + c->in.head;
+    size_t n = bu_buf_len(&c->in), hlen, klen, ulen, vlen, plen = 0, tlen;
+    const char *key, *up, *ver, *proto;
+    char accept[BU_ACCEPT_LEN + 1], resp[512], ptoken[128];
+    int rn;
+
+    hlen = bu_http_head_end((const uint8_t *)p, n);
+    if (hlen == 0) {
+        if (n >= HEAD_MAX)
+            fail_http(s, c, "431 Request Header Fields Too Large");
+        return 0;
+    }
+    if (hlen < 4 || memcmp(p, "GET ", 4) != 0) {
+        fail_http(s, c, "405 Method Not Allowed");
+        return 0;
+    }
+    key = bu_http_header(p, hlen, "Sec-WebSocket-Key", &klen);
+    up = bu_http_header(p, hlen, "Upgrade", &ulen);
+    ver = bu_http_header(p, hlen, "Sec-WebSocket-Version", &vlen);
+    if (!key || klen == 0 || !up || !bu_has_token(up, ulen, "websocket") || !ver || vlen != 2 ||
+        memcmp(ver, "13", 2) != 0) {
+        fail_http(s, c, "400 Bad Request");
+        return 0;
+    }
+    bu_ws_accept(key, klen, accept);
+    /* RFC 6455 §4.2.2: the server picks one of the offered subprotocols;
+     * an echo server takes the first. */
+    proto = bu_http_header(p, hlen, "Sec-WebSocket-Protocol", &plen);
+    ptoken[0] = '\0';
+    if (proto) {
+        tlen = 0;
+        while (tlen < plen && proto[tlen] != ',' && proto[tlen] != ' ' && proto[tlen] != '\t')
+            tlen++;
+        if (tlen >= sizeof(ptoken)) {
+            fail_http(s, c, "400 Bad Request");
+            return 0;
+        }
+        memcpy(ptoken, proto, tlen);
+        ptoken[tlen] = '\0';
+    }
+    rn = snprintf(resp, sizeof(resp),
+                  "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                  "Connection: Upgrade\r\nSec-WebSocket-Accept: %s\r\n%s%s%s\r\n",
+                  accept, ptoken[0] ? "Sec-WebSocket-Protocol: " : "", ptoken,
+                  ptoken[0] ? "\r\n" : "");
+    queue_raw(s, c, resp, (size_t)rn);
+    if (c->state == ST_DEAD)
+        return 0;
+    c->state = ST_OPEN;
+    return hlen;
+}
+
+/* Control frame whose payload p[0..n) is still masked with h->mask. */
+static bool control(struct server *s, struct conn *c, const struct ws_frame_hdr *h, uint8_t *p)
+{
+    uint8_t pl[WS_MAX_CONTROL];
+
+    memcpy(pl, p, h->len);
+    ws_mask(pl, h->len, h->mask, 0);
+    switch (h->opcode) {
+    case WS_OP_PING:
+        return queue_control(s, c, WS_OP_PONG, pl, h->len);
+    case WS_OP_PONG:
+        return true;
+    default:
+        /* RFC 6455 §5.5.1: a close payload is empty or starts with a 2-byte
+         * code; one byte is a protocol error. */
+        if (h->len == 1) {
+            fail_ws(s, c, 1002);
+            return true;
+        }
+        if (!queue_control(s, c, WS_OP_CLOSE, pl, h->len >= 2 ? 2 : 0))
+            return false;
+        c->state = ST_CLOSING;
+        return true;
+    }
+}
+
+/* Echo what the input holds, as far as the output has room. */
+static void process(struct server *s, struct conn *c)
+{
+    uint8_t *in = c->in.p;
+    size_t pos, end = c->in.tail;
+
+    if (c->state == ST_HANDSHAKE) {
+        size_t hl = handshake(s, c);
+        if (hl == 0)
+            return;
+        c->in.head += hl;
+    }
+    pos = c->in.head;
+    while (c->state == ST_OPEN && pos < end) {
+        struct ws_frame_hdr h;
+        uint8_t op, *o;
+        size_t room;
+        int rc;
+
+        if (c->in_payload) {
+            size_t n = end - pos;
+
+            o = out_room(s, c, 1, &room);
+            if (!o)
+                break;
+            if (n > c->left)
+                n = (size_t)c->left;
+            if (n > room)
+                n = room;
+            /* RFC 6455 §5.3: unmask with the key phase of this offset. */
+            memcpy(o, in + pos, n);
+            ws_mask(o, n, c->key, c->off);
+            c->out.tail += n;
+            pos += n;
+            c->off += n;
+            c->left -= n;
+            if (c->left == 0)
+                c->in_payload = false;
+            continue;
+        }
+        rc = ws_frame_parse(in + pos, end - pos, &h);
+        if (rc == ERR_AGAIN)
+            break;
+        if (rc < 0) {
+            fail_ws(s, c, 1002);
+            break;
+        }
+        if (h.opcode & 0x8) {
+            rc = ws_frame_check(&c->seq, &s->rules, &h, &op);
+            if (rc < 0) {
+                fail_ws(s, c, 1002);
+                break;
+            }
+            /* Control payloads are at most 125 bytes: wait for all of it. */
+            if (end - pos < h.hlen + h.len)
+                break;
+            if (!control(s, c, &h, in + pos + h.hlen))
+                break;
+            pos += h.hlen + (size_t)h.len;
+            continue;
+        }
+        /* Room for the header first, so the sequencing state only advances
+         * for a frame whose echo starts now. */
+        o = out_room(s, c, WS_MAX_HEADER, &room);
+        if (!o)
+            break;
+        rc = ws_frame_check(&c->seq, &s->rules, &h, &op);
+        if (rc < 0) {
+            fail_ws(s, c, 1002);
+            break;
+        }
+        c->out.tail += ws_frame_write(o, h.fin, h.opcode, NULL, h.len);
+        pos += h.hlen;
+        c->left = h.len;
+        c->off = 0;
+        memcpy(c->key, h.mask, 4);
+        c->in_payload = h.len > 0;
+    }
+    if (c->state == ST_DEAD)
+        return;
+    c->in.head = pos;
+    if (c->state != ST_HANDSHAKE && c->state != ST_OPEN)
+        c->in.head = c->in.tail; /* nothing after a close is echoed */
+}
+
+/* Read and throw away input until EAGAIN or EOF (after our FIN). */
+static void discard(struct server *s, struct conn *c)
+{
+    uint8_t scratch[16384];
+
+    for (;;) {
+        ssize_t n = read(c->fd, scratch, sizeof(scratch));
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == EAGAIN) {
+            c->can_read = false;
+            return;
+        }
+        kill_conn(s, c);
+        return;
+    }
+}
+
+static void flush(struct server *s, struct conn *c)
+{
+    size_t len = bu_buf_len(&c->out);
+    ssize_t n;
+
+    if (len == 0 || !c->can_write)
+        return;
+    n = send(c->fd, c->out.p + c->out.head, len, MSG_NOSIGNAL);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR) {
+            c->can_write = errno == EINTR;
+            return;
+        }
+        kill_conn(s, c);
+        return;
+    }
+    c->out.head += (size_t)n;
+    if ((size_t)n < len)
+        c->can_write = false;
+}
+
+static void service(struct server *s, struct conn *c)
+{
+    while (c->can_read && (c->state == ST_HANDSHAKE || c->state == ST_OPEN)) {
+        size_t room;
+        ssize_t n;
+
+        if (bu_buf_len(&c->out) >= OUT_HIGH)
+            break;
+        if (bu_buf_take(&s->inpool, &c->in) < 0) {
+            kill_conn(s, c);
+            return;
+        }
+        /* Leftovers are a partial header or payload the output had no room
+         * for; moving them keeps the whole buffer for the next read. */
+        room = bu_buf_room(&s->inpool, &c->in, IN_CAP);
+        if (room == 0)
+            break;
+        n = read(c->fd, c->in.p + c->in.tail, room);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                c->can_read = false;
+                break;
+            }
+            kill_conn(s, c);
+            return;
+        }
+        if (n == 0) {
+            /* The client left without a close handshake. */
+            kill_conn(s, c);
+            return;
+        }
+        c->in.tail += (size_t)n;
+        /* A short read emptied the socket: with edge-triggered epoll, data
+         * arriving later raises a new event, so the EAGAIN read that would
+         * confirm it is skipped (as nginx does). Not once the FIN was seen:
+         * no event would come for the EOF still to read. */
+        if ((size_t)n < room && !c->rdhup)
+            c->can_read = false;
+        process(s, c);
+        if (c->state == ST_DEAD)
+            return;
+    }
+    if (bu_buf_len(&c->in) == 0)
+        bu_buf_drop(&s->inpool, &c->in);
+    flush(s, c);
+    if (c->state == ST_DEAD)
+        return;
+    if (bu_buf_len(&c->out) == 0) {
+        bu_buf_drop(&s->outpool, &c->out);
+        if (c->state == ST_CLOSING) {
+            /* RFC 6455 §7.1.1: the server closes the TCP connection first;
+             * reading on until the client's FIN avoids a reset. */
+            if (shutdown(c->fd, SHUT_WR) < 0) {
+                kill_conn(s, c);
+                return;
+            }
+            c->state = ST_LINGER;
+            c->deadline = bu_now_ns() + LINGER_NS;
+            bu_buf_drop(&s->inpool, &c->in);
+        }
+    }
+    if (c->state == ST_LINGER) {
+        if (c->can_read)
+            discard(s, c);
+        return;
+    }
+    /* Reading stopped on a full output queue that has drained since, with
+     * no new edge to come: go again on the next pass. */
+    if (c->can_read && c->can_write && (c->state == ST_HANDSHAKE || c->state == ST_OPEN) &&
+        bu_buf_len(&c->out) < OUT_HIGH)
+        enqueue(s, c);
+}
+
+static void accept_conns(struct server *s)
+{
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct epoll_event ev;
+        struct conn *c;
+        int one = 1, fd = accept4(s->lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+        if (fd < 0) {
+            if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED || errno == EPROTO)
+                return;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                /* Out of descriptors: stop accepting for a moment instead of
+                 * spinning on a level-triggered listen socket. */
+                warn_errno(s, "accept");
+                ev.events = 0;
+                ev.data.ptr = NULL;
+                if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->lfd, &ev) < 0)
+                    warn_errno(s, "epoll_ctl");
+                s->accept_resume = bu_now_ns() + PAUSE_NS;
+                return;
+            }
+            warn_errno(s, "accept");
+            return;
+        }
+        if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one)) < 0) {
+            close(fd);
+            continue;
+        }
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->state = ST_HANDSHAKE;
+        c->can_write = true;
+        ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET;
+        ev.data.ptr = c;
+        if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            warn_errno(s, "epoll_ctl");
+            close(fd);
+            free(c);
+            continue;
+        }
+        c->lnext = s->all;
+        if (s->all)
+            s->all->lprev = c;
+        s->all = c;
+        s->nconns++;
+    }
+}
+
+static void sweep(struct server *s, uint64_t now)
+{
+    struct epoll_event ev;
+
+    if (s->accept_resume && now >= s->accept_resume) {
+        s->accept_resume = 0;
+        ev.events = EPOLLIN;
+        ev.data.ptr = NULL;
+        if (epoll_ctl(s->epfd, EPOLL_CTL_MOD, s->lfd, &ev) < 0)
+            warn_errno(s, "epoll_ctl");
+    }
+    if (now - s->last_sweep < SWEEP_NS)
+        return;
+    s->last_sweep = now;
+    for (struct conn *c = s->all, *next; c; c = next) {
+        next = c->lnext;
+        if (c->state == ST_LINGER && now >= c->deadline)
+            kill_conn(s, c);
+    }
+}
+
+static void reap(struct server *s)
+{
+    while (s->dead) {
+        struct conn *c = s->dead;
+        s->dead = c->next;
+        free_conn(s, c);
+    }
+}
+
+static int run(struct server *s)
+{
+    struct epoll_event evs[MAX_EVENTS];
+
+    while (!stop_flag) {
+        int timeout = s->ready ? 0 : 200, n;
+
+        n = epoll_wait(s->epfd, evs, MAX_EVENTS, timeout);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            perror("wsecho: epoll_wait");
+            return -1;
+        }
+        for (int i = 0; i < n; i++) {
+            struct conn *c = evs[i].data.ptr;
+            uint32_t e = evs[i].events;
+
+            if (!c) {
+                accept_conns(s);
+                continue;
+            }
+            if (c->state == ST_DEAD)
+                continue;
+            if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                c->can_read = true;
+            if (e & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+                c->rdhup = true;
+            if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR))
+                c->can_write = true;
+            service(s, c);
+        }
+        if (s->ready) {
+            struct conn *list = s->ready;
+
+            s->ready = NULL;
+            while (list) {
+                struct conn *c = list;
+                list = c->next;
+                c->queued = false;
+                if (c->state == ST_DEAD) {
+                    c->next = s->dead;
+                    s->dead = c;
+                    continue;
+                }
+                service(s, c);
+            }
+        }
+        sweep(s, bu_now_ns());
+        reap(s);
+    }
+    return 0;
+}
+
+static void usage(FILE *f)
+{
+    fprintf(
+        f, "usage: wsecho [--listen ADDR:PORT] [--quiet]\n"
+           "  --listen ADDR:PORT  address to listen on (default 127.0.0.1:9000; port 0 picks one)\n"
+           "  --quiet             no warnings on stderr\n");
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    struct server s;
+    struct sockaddr_storage ss;
+    socklen_t sslen;
+    struct sigaction sa;
+    struct epoll_event ev;
+    const char *listen_arg = "127.0.0.1:9000";
+    char err[300], addr[80];
+    int opt, one = 1, rc;
+
+    memset(&s, 0, sizeof(s));
+    while ((opt = getopt_long(argc, argv, "l:qh", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'l':
+            listen_arg = optarg;
+            break;
+        case 'q':
+            s.quiet = true;
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc) {
+        usage(stderr);
+        return 2;
+    }
+    if (bu_parse_hostport(listen_arg, &ss, &sslen, err, sizeof(err)) < 0) {
+        fprintf(stderr, "wsecho: --listen %s\n", err);
+        return 2;
+    }
+    bu_raise_nofile();
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0) {
+        perror("wsecho: sigaction");
+        return 1;
+    }
+    sa.sa_handler = SIG_IGN;
+    if (sigaction(SIGPIPE, &sa, NULL) < 0) {
+        perror("wsecho: sigaction");
+        return 1;
+    }
+    s.rules.max_frame = UINT64_MAX >> 1;
+    s.rules.max_message = UINT64_MAX >> 1;
+    s.rules.from_client = true;
+    if (bu_pool_init(&s.inpool, IN_CAP, POOL_SPARE) < 0 ||
+        bu_pool_init(&s.outpool, OUT_CAP, POOL_SPARE) < 0) {
+        fprintf(stderr, "wsecho: out of memory\n");
+        return 1;
+    }
+    s.lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (s.lfd < 0) {
+        perror("wsecho: socket");
+        return 1;
+    }
+    if (setsockopt(s.lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
+        perror("wsecho: setsockopt");
+        return 1;
+    }
+    if (bind(s.lfd, (struct sockaddr *)&ss, sslen) < 0) {
+        fprintf(stderr, "wsecho: bind %s: %s\n", listen_arg, strerror(errno));
+        return 1;
+    }
+    if (listen(s.lfd, SOMAXCONN) < 0) {
+        perror("wsecho: listen");
+        return 1;
+    }
+    sslen = sizeof(ss);
+    if (getsockname(s.lfd, (struct sockaddr *)&ss, &sslen) < 0) {
+        perror("wsecho: getsockname");
+        return 1;
+    }
+    s.epfd = epoll_create1(EPOLL_CLOEXEC);
+    if (s.epfd < 0) {
+        perror("wsecho: epoll_create1");
+        return 1;
+    }
+    /* Level-triggered: a batch limit or EMFILE leaves connections queued. */
+    ev.events = EPOLLIN;
+    ev.data.ptr = NULL;
+    if (epoll_ctl(s.epfd, EPOLL_CTL_ADD, s.lfd, &ev) < 0) {
+        perror("wsecho: epoll_ctl");
+        return 1;
+    }
+    bu_format_addr(&ss, addr, sizeof(addr));
+    if (printf("listening %s\n", addr) < 0 || fflush(stdout) != 0) {
+        perror("wsecho: stdout");
+        return 1;
+    }
+    s.last_sweep = bu_now_ns();
+    rc = run(&s);
+    /* Connections still on the ready list go to the dead list in kill_conn. */
+    for (struct conn *c = s.ready; c; c = c->next)
+        c->queued = false;
+    s.ready = NULL;
+    while (s.all)
+        kill_conn(&s, s.all);
+    reap(&s);
+    close(s.lfd);
+    close(s.epfd);
+    bu_pool_destroy(&s.inpool);
+    bu_pool_destroy(&s.outpool);
+    return rc < 0 ? 1 : 0;
+}
