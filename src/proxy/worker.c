@@ -23,8 +23,11 @@ static void log_access(struct session *s)
 {
     struct log_line l;
     uint64_t now = s->w->loop.now;
+    /* A connection closed before sending a byte (a port probe, a health
+     * check) is noise at info level, as HAProxy's dontlognull has it. */
+    enum log_sev sev = s->status == 0 && s->req_len == 0 ? LOG_DEBUG : LOG_INFO;
 
-    if (!log_begin(&l, LOG_INFO, "access"))
+    if (!log_begin(&l, sev, "access"))
         return;
     log_str(&l, "client", s->client);
     log_str(&l, "request_id", s->request_id);

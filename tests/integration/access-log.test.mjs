@@ -71,3 +71,20 @@ test('backend closes 4002 "y": closed_by backend', async () => {
         c.close();
     }
 });
+
+test('a connection closed before sending a byte is not logged at info level; a request is', async () => {
+    const net = await import('node:net');
+    const before = gw.accessLogs().length;
+    await new Promise((resolve, reject) => {
+        const s = net.connect(gw.port, '127.0.0.1', () => s.end());
+        s.on('error', reject);
+        s.on('close', resolve);
+    });
+    // A real request on another connection after the probe: its line proves
+    // the probe's close was processed before it, on one of the workers.
+    const c = await openClient(gw.url('/after-probe'));
+    c.close();
+    await gw.waitForLog((l) => l.msg === 'access' && l.path === '/after-probe', 5000, 'the access line for /after-probe');
+    const lines = gw.accessLogs().slice(before);
+    assert.deepEqual(lines.map((l) => l.path), ['/after-probe'], 'only the real request is logged');
+});
