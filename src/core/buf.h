@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BUF_ALLOC (16 * 1024) /* bytes per buffer, header included */
+#define BUF_DATA (16u * 1024) /* payload bytes per buffer */
 
 struct buf {
     struct buf *next; /* next buffer in a queue or the pool's free list */
@@ -21,7 +21,7 @@ struct buf {
     uint8_t data[]; /* BUF_DATA bytes */
 };
 
-#define BUF_DATA ((uint32_t)(BUF_ALLOC - sizeof(struct buf)))
+#define BUF_ALLOC (sizeof(struct buf) + BUF_DATA) /* bytes per allocation */
 
 struct buf_pool {
     struct buf *free;   /* cached buffers */

@@ -34,6 +34,7 @@ struct worker {
     bool draining;           /* shutdown started: no accepts */
     uint64_t drain_deadline; /* ms; sessions still open then are aborted */
     struct timer drain_timer;
+    struct http_header *scratch; /* max_headers entries for parsing a head */
     pthread_t thread;
     unsigned id;
 };
@@ -56,6 +57,9 @@ enum sess_state {
     SESS_ST_RELAY,   /* WebSocket relay, including the closing handshake */
     SESS_ST_DONE,    /* both sockets closed; freed after this loop pass */
 };
+
+/* A keepalive ping (6 + 8 bytes) followed by a close (6 + 125 bytes). */
+#define LEG_CTL_MAX 160
 
 enum closed_by { CLOSED_BY_NONE, CLOSED_BY_CLIENT, CLOSED_BY_BACKEND, CLOSED_BY_PROXY };
 
@@ -88,7 +92,7 @@ struct leg {
      * the handshake request/response first, later one control frame */
     uint8_t *pre; /* malloc'd handshake bytes, or NULL */
     uint32_t pre_len, pre_off;
-    uint8_t ctl[2 * (WS_MAX_HEADER + 125)]; /* generated ping and/or close frames */
+    uint8_t ctl[LEG_CTL_MAX]; /* generated ping and/or close frames */
     uint16_t ctl_len, ctl_off;
     uint16_t ping_end; /* ctl offset where the queued ping ends (0: none) */
 
@@ -135,22 +139,22 @@ struct session {
     const struct cfg_route *route;
     struct sockaddr_storage peer;
     char client[64];     /* "ip:port" */
-    char path[256];      /* request-target for the log (cut) */
+    char *path;          /* request-target for the log (cut at PATH_LOG_MAX), or NULL */
     char request_id[72]; /* kept from the client or generated */
 
-    /* handshake phase, freed when the relay starts */
-    char *hs;      /* client request head, then the backend's response */
-    size_t hs_len; /* bytes in hs */
-    size_t hs_cap;
-    size_t hs_scan; /* parser scan hint */
-    char *req_head; /* the client's request head kept for the response check */
-    struct http_header *req_hdrs;
-    struct http_header *resp_hdrs;
+    /* handshake phase, freed when the relay starts (session_drop_handshake) */
+    char *req_head;               /* client request head (+ any early frames) */
+    struct buf *req_pb;           /* pool buffer holding req_head, or NULL if malloc'd */
+    size_t req_len;               /* bytes in req_head */
+    size_t req_head_len;          /* length of the request head itself */
+    struct http_header *req_hdrs; /* exact-size copy of the parsed request headers */
     struct http_request req;
+    char *hs;          /* the backend's response head (+ any early frames) */
+    struct buf *hs_pb; /* pool buffer holding hs, or NULL if malloc'd */
+    size_t hs_len;     /* bytes in hs */
+    size_t hs_scan;    /* parser scan hint for whichever head is being read */
     struct http_chunked chunked;
-    size_t req_len;      /* bytes in req_head, frames sent early included */
-    size_t req_head_len; /* length of the request head itself */
-    char *body;          /* backend's error body being collected */
+    char *body; /* backend's error body being collected */
     size_t body_len;
     uint64_t body_need; /* body bytes still expected (Content-Length) */
     bool body_chunked;  /* body uses chunked transfer coding */
@@ -166,6 +170,8 @@ void session_release_slot(struct session *s);
 void session_start(struct worker *w, int fd, const struct sockaddr_storage *peer);
 void session_respond(struct session *s, int status, int err, const char *detail);
 void session_timer(struct timer *t);
+/* Free what only the handshake needed (head buffers, headers, body). */
+void session_drop_handshake(struct session *s);
 /* Write l->pre from pre_off. Returns 1 when all is written (pre freed), 0 on
  * EAGAIN, ERR_SYS when the peer is gone. */
 int leg_write_pre(struct leg *l);

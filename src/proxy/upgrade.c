@@ -21,6 +21,7 @@
 #define RELAY_BODY_MAX (64 * 1024) /* bytes of a backend error body relayed to the client */
 #define LINGER_MAX_MS  2000        /* after an error response, drain the client this long */
 #define REQUEST_ID_MAX 64          /* longer client X-Request-Id values are replaced */
+#define PATH_LOG_MAX   1024        /* bytes of the request-target kept for the log */
 
 static void on_event(struct io *io, uint32_t events);
 
@@ -236,9 +237,8 @@ static void request_ready(struct session *s)
     int rc, fd;
     size_t plen;
 
-    plen = s->req.target.n < sizeof(s->path) - 1 ? s->req.target.n : sizeof(s->path) - 1;
-    memcpy(s->path, s->req.target.p, plen);
-    s->path[plen] = '\0';
+    plen = s->req.target.n < PATH_LOG_MAX ? s->req.target.n : PATH_LOG_MAX;
+    s->path = strndup(s->req.target.p, plen);
 
     rc = hs_check_request(&s->req, &info);
     if (rc < 0) {
@@ -291,15 +291,47 @@ static void request_ready(struct session *s)
     set_deadline(s, s->w->loop.now + cfg->connect_timeout_ms);
 }
 
+/* Room for one head of max_header_size bytes: a pool buffer when it fits,
+ * so the short-lived handshake buffers are recycled instead of scattering
+ * holes between long-lived sessions on the heap. */
+static char *head_alloc(struct session *s, struct buf **pb)
+{
+    if (s->w->cfg->max_header_size <= BUF_DATA) {
+        *pb = buf_get(&s->w->pool);
+        return *pb ? (char *)(*pb)->data : NULL;
+    }
+    *pb = NULL;
+    return malloc(s->w->cfg->max_header_size);
+}
+
+static void head_free(struct session *s, char **head, struct buf **pb)
+{
+    if (*pb)
+        buf_put(&s->w->pool, *pb);
+    else
+        free(*head);
+    *head = NULL;
+    *pb = NULL;
+}
+
+void session_drop_handshake(struct session *s)
+{
+    head_free(s, &s->req_head, &s->req_pb);
+    head_free(s, &s->hs, &s->hs_pb);
+    free(s->req_hdrs);
+    free(s->body);
+    s->req_hdrs = NULL;
+    s->body = NULL;
+}
+
 static void read_request(struct session *s)
 {
     struct http_limits lim;
     int rc;
 
     if (!s->req_head) {
-        s->req_head = malloc(s->w->cfg->max_header_size);
-        s->req_hdrs = malloc(sizeof(*s->req_hdrs) * s->w->cfg->max_headers);
-        if (!s->req_head || !s->req_hdrs) {
+        s->req_head = head_alloc(s, &s->req_pb);
+        if (!s->req_head) {
             s->err = ERR_NOMEM;
             session_finish(s);
             return;
@@ -327,7 +359,7 @@ static void read_request(struct session *s)
             return;
         }
         s->req_len += (size_t)n;
-        s->req.headers = s->req_hdrs;
+        s->req.headers = s->w->scratch;
         rc = http_parse_request(s->req_head, s->req_len, &lim, &s->req, &s->hs_scan);
         if (rc == ERR_AGAIN)
             continue;
@@ -336,6 +368,16 @@ static void read_request(struct session *s)
             return;
         }
         s->req_head_len = (size_t)rc;
+        /* Keep only the headers this request has; the scratch array is
+         * reused by the next head parsed on this worker. */
+        s->req_hdrs = malloc(sizeof(*s->req_hdrs) * (s->req.nheaders ? s->req.nheaders : 1));
+        if (!s->req_hdrs) {
+            fail(s, ERR_NOMEM);
+            return;
+        }
+        memcpy(s->req_hdrs, s->req.headers, sizeof(*s->req_hdrs) * s->req.nheaders);
+        s->req.headers = s->req_hdrs;
+        s->hs_scan = 0;
         request_ready(s);
         return;
     }
@@ -352,7 +394,7 @@ static void relay_error_response(struct session *s)
 
     /* Re-parse the head kept in s->hs: spans point into it. */
     limits(s, &lim);
-    resp.headers = s->resp_hdrs;
+    resp.headers = s->w->scratch;
     n = http_parse_response(s->hs, s->hs_len, &lim, &resp, &scan);
     if (n < 0) {
         fail(s, ERR_HS_STATUS);
@@ -514,12 +556,7 @@ static void response_ready(struct session *s, struct http_response *resp, size_t
                      s->hs + head_len, s->hs_len - head_len);
     if (rc < 0)
         return;
-    free(s->hs);
-    free(s->req_head);
-    free(s->req_hdrs);
-    free(s->resp_hdrs);
-    s->hs = s->req_head = NULL;
-    s->req_hdrs = s->resp_hdrs = NULL;
+    session_drop_handshake(s);
 }
 
 static void read_response(struct session *s)
@@ -530,17 +567,14 @@ static void read_response(struct session *s)
 
     limits(s, &lim);
     if (!s->hs) {
-        s->hs_cap = lim.max_head;
-        s->hs = malloc(s->hs_cap);
-        s->resp_hdrs = malloc(sizeof(*s->resp_hdrs) * lim.max_headers);
-        s->hs_scan = 0;
-        if (!s->hs || !s->resp_hdrs) {
+        s->hs = head_alloc(s, &s->hs_pb);
+        if (!s->hs) {
             fail(s, ERR_NOMEM);
             return;
         }
     }
     for (;;) {
-        size_t room = s->hs_cap - s->hs_len;
+        size_t room = lim.max_head - s->hs_len;
         ssize_t n;
 
         if (room == 0) {
@@ -557,7 +591,7 @@ static void read_response(struct session *s)
             return;
         }
         s->hs_len += (size_t)n;
-        resp.headers = s->resp_hdrs;
+        resp.headers = s->w->scratch;
         rc = http_parse_response(s->hs, s->hs_len, &lim, &resp, &s->hs_scan);
         if (rc == ERR_AGAIN)
             continue;

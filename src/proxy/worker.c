@@ -14,8 +14,8 @@
 #include "proxy/proxy.h"
 #include "proxy/session.h"
 
-#define ACCEPT_BATCH 64  /* accepts per readiness event before yielding to relays */
-#define POOL_CACHE   256 /* free buffers a worker keeps (4 MiB) */
+#define ACCEPT_BATCH 64 /* accepts per readiness event before yielding to relays */
+#define POOL_CACHE   64 /* free buffers a worker keeps (1 MiB) */
 
 static const char *const closed_by_names[] = {"none", "client", "backend", "proxy"};
 
@@ -31,7 +31,7 @@ static void log_access(struct session *s)
         return;
     log_str(&l, "client", s->client);
     log_str(&l, "request_id", s->request_id);
-    log_str(&l, "path", s->path);
+    log_str(&l, "path", s->path ? s->path : "");
     log_str(&l, "backend", s->route ? s->route->backend.addr.text : "");
     log_int(&l, "status", s->status);
     log_ms(&l, "duration_ms", (now - s->start_ms) * 1000);
@@ -60,6 +60,7 @@ static void free_session(struct defer *d)
     if (s->next)
         s->next->prev = s->prev;
     w->nsessions--;
+    free(s->path);
     free(s);
     if (w->draining && w->nsessions == 0)
         w->loop.stop = true;
@@ -107,14 +108,7 @@ void session_finish(struct session *s)
     leg_close_fd(s, &s->b);
     timer_disarm(&s->w->loop.wheel, &s->timer);
     log_access(s);
-    free(s->hs);
-    free(s->req_head);
-    free(s->req_hdrs);
-    free(s->resp_hdrs);
-    free(s->body);
-    s->body = NULL;
-    s->hs = s->req_head = NULL;
-    s->req_hdrs = s->resp_hdrs = NULL;
+    session_drop_handshake(s);
     session_free_later(s);
 }
 
@@ -209,6 +203,9 @@ static int worker_init(struct worker *w, struct proxy *p, unsigned id, int liste
     if (loop_init(&w->loop) < 0 || rng_init(&w->rng) < 0)
         return ERR_SYS;
     buf_pool_init(&w->pool, POOL_CACHE);
+    w->scratch = malloc(sizeof(*w->scratch) * p->cfg->max_headers);
+    if (!w->scratch)
+        return ERR_NOMEM;
     timer_init(&w->drain_timer, drain_expired);
     w->listen_io.cb = on_accept;
     w->wake_io.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -227,6 +224,7 @@ static void worker_destroy(struct worker *w)
         close(w->wake_io.fd);
     loop_destroy(&w->loop);
     buf_pool_destroy(&w->pool);
+    free(w->scratch);
 }
 
 static void set_port(struct sockaddr_storage *ss, unsigned port)
