@@ -6,21 +6,16 @@
 #include <stddef.h>
 #include <sys/socket.h>
 
-/* A non-blocking, close-on-exec listening TCP socket bound to sa.
+/* A non-blocking, close-on-exec listening TCP socket bound to sa, with
+ * TCP_NODELAY (inherited by accepted sockets).
  * reuseport sets SO_REUSEPORT (one socket per worker on one port).
  * Returns the fd, or ERR_SYS with errno set. */
 int sock_listen(const struct sockaddr *sa, socklen_t len, bool reuseport, int backlog);
 
 /* Start a non-blocking connect to sa (TCP_NODELAY set). Returns the fd
- * (the connect may still be in progress: wait for writability and check
- * sock_error), or ERR_SYS with errno set. */
+ * (the connect may still be in progress: wait for writability; a failed
+ * connect reports EPOLLERR), or ERR_SYS with errno set. */
 int sock_connect(const struct sockaddr *sa, socklen_t len);
-
-/* Pending socket error (SO_ERROR), 0 when none. */
-int sock_error(int fd);
-
-/* Make an accepted socket ready for relaying (TCP_NODELAY). */
-void sock_tune(int fd);
 
 /* "ip:port" ("[ip]:port" for IPv6) into out; returns its length. */
 size_t sock_addr_text(const struct sockaddr *sa, char *out, size_t cap);

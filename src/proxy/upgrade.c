@@ -64,7 +64,6 @@ void session_start(struct worker *w, int fd, const struct sockaddr_storage *peer
     s->st = SESS_ST_REQUEST;
     timer_init(&s->timer, session_timer);
     sock_addr_text((const struct sockaddr *)peer, s->client, sizeof(s->client));
-    sock_tune(fd);
     s->next = w->sessions;
     if (w->sessions)
         w->sessions->prev = s;
@@ -361,6 +360,10 @@ static void read_request(struct session *s)
         s->req_len += (size_t)n;
         s->req.headers = s->w->scratch;
         rc = http_parse_request(s->req_head, s->req_len, &lim, &s->req, &s->hs_scan);
+        /* A short read emptied the socket: the next bytes come with a new
+         * edge, so skip the read that would only say EAGAIN. */
+        if (rc == ERR_AGAIN && (size_t)n < room && !s->c.rdhup)
+            return;
         if (rc == ERR_AGAIN)
             continue;
         if (rc < 0) {
@@ -593,6 +596,8 @@ static void read_response(struct session *s)
         s->hs_len += (size_t)n;
         resp.headers = s->w->scratch;
         rc = http_parse_response(s->hs, s->hs_len, &lim, &resp, &s->hs_scan);
+        if (rc == ERR_AGAIN && (size_t)n < room && !s->b.rdhup)
+            return;
         if (rc == ERR_AGAIN)
             continue;
         if (rc < 0) {
@@ -609,10 +614,14 @@ static void backend_event(struct session *s, uint32_t events)
 {
     int rc;
 
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        s->b.rdhup = true;
     if (s->st == SESS_ST_CONNECT) {
         if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
             return;
-        if (sock_error(s->b.io.fd) != 0 || (events & (EPOLLERR | EPOLLHUP))) {
+        /* A failed connect always reports EPOLLERR, so a clean EPOLLOUT
+         * needs no SO_ERROR query. */
+        if (events & (EPOLLERR | EPOLLHUP)) {
             fail(s, ERR_BACKEND_CONNECT);
             return;
         }
@@ -633,6 +642,8 @@ static void backend_event(struct session *s, uint32_t events)
 
 static void client_event(struct session *s, uint32_t events)
 {
+    if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+        s->c.rdhup = true;
     switch (s->st) {
     case SESS_ST_REQUEST:
         if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
