@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 MAKEFLAGS += --no-print-directory
 
-.PHONY: all setup test unit run asan fuzz fuzz-build bench bench-compare format format-check clean
+.PHONY: all setup test unit run asan fuzz fuzz-build bench bench-compare bench-callgrind format format-check clean
 
 all: $(BUILD)/CMakeCache.txt
 	cmake --build $(BUILD) -j $(JOBS)
@@ -59,6 +59,10 @@ bench: all
 bench-compare: all
 	WSG_SETUP_BENCH=1 scripts/setup
 	node bench/compare.mjs
+
+# User-space instructions per echoed message under callgrind (see the script).
+bench-callgrind: all
+	bench/callgrind.sh
 
 FORMAT_FILES = $(shell git ls-files 'src/*.[ch]' 'tests/*.[ch]' 'fuzz/*.[ch]' 'bench/*.[ch]')
 format:

@@ -580,7 +580,8 @@ static void reap(struct session *s)
 {
     struct leg *legs[2] = {&s->c, &s->b};
 
-    if (s->st != SESS_ST_RELAY)
+    /* Nothing to reap while both legs are open and no close is under way. */
+    if (s->st != SESS_ST_RELAY || (!s->closing && s->c.io.fd >= 0 && s->b.io.fd >= 0))
         return;
     for (int i = 0; i < 2; i++) {
         struct leg *l = legs[i];

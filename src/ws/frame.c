@@ -122,30 +122,35 @@ static inline void store64(uint8_t *p, uint64_t w)
 
 void ws_mask(uint8_t *p, size_t n, const uint8_t key[4], uint64_t offset)
 {
-    size_t head = (size_t)(-(uintptr_t)p & 7), i = 0;
+    size_t i = 0;
     uint8_t k[8];
     uint64_t kw;
+    uint32_t k4;
 
     /* RFC 6455 §5.3: byte j of the payload is XORed with key[j % 4]; a buffer
      * that starts `offset` bytes into the payload starts at key[offset % 4].
-     * A payload usually sits right after a 2..14-byte header, so first walk
-     * to an 8-byte boundary: word accesses that straddle cache lines cost up
-     * to twice as much. */
-    if (head > n)
-        head = n;
-    for (; i < head; i++)
-        p[i] ^= key[(offset + i) & 3];
-    p += head;
-    n -= head;
-    offset += head;
+     * Long runs first walk to an 8-byte boundary, since word accesses that
+     * straddle cache lines cost up to twice as much; short ones (most
+     * messages) skip that walk, whose per-byte steps would cost more than
+     * they save. */
+    if (n >= 128) {
+        size_t head = (size_t)(-(uintptr_t)p & 7);
+        for (; i < head; i++)
+            p[i] ^= key[(offset + i) & 3];
+        p += head;
+        n -= head;
+        offset += head;
+        i = 0;
+    }
     /* Rotating the key once lets every later step work on whole words. */
     for (int j = 0; j < 8; j++)
         k[j] = key[(offset + (unsigned)j) & 3];
     memcpy(&kw, k, sizeof(kw));
+    memcpy(&k4, k, sizeof(k4));
     /* 32 bytes per round as four words: independent operations the compiler
      * can keep in flight or fuse into vector registers. memcpy keeps the
      * accesses defined whatever the alignment, and compiles to plain moves. */
-    for (i = 0; n - i >= 32; i += 32) {
+    for (; n - i >= 32; i += 32) {
         uint64_t w0 = load64(p + i), w1 = load64(p + i + 8);
         uint64_t w2 = load64(p + i + 16), w3 = load64(p + i + 24);
 
@@ -156,9 +161,16 @@ void ws_mask(uint8_t *p, size_t n, const uint8_t key[4], uint64_t offset)
     }
     for (; n - i >= 8; i += 8)
         store64(p + i, load64(p + i) ^ kw);
-    /* i is a multiple of 8 here, so k[i & 7] is still the right key byte. */
+    if (n - i >= 4) {
+        uint32_t w;
+        memcpy(&w, p + i, sizeof(w));
+        w ^= k4;
+        memcpy(p + i, &w, sizeof(w));
+        i += 4;
+    }
+    /* i is a multiple of 4 here, so k[i & 3] is still the right key byte. */
     for (; i < n; i++)
-        p[i] ^= k[i & 7];
+        p[i] ^= k[i & 3];
 }
 
 int ws_frame_check(struct ws_seq *seq, const struct ws_rules *rules, const struct ws_frame_hdr *h,
