@@ -192,6 +192,7 @@ static int run(struct config *cfg)
     if (log_begin(&l, LOG_INFO, "listening")) {
         log_str(&l, "addr", proxy_addr(p));
         log_uint(&l, "workers", proxy_workers(p));
+        log_uint(&l, "max_connections", proxy_max_connections(p));
         log_str(&l, "version", WSG_VERSION);
         log_end(&l);
     }

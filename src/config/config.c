@@ -519,7 +519,7 @@ void config_defaults(struct config *c)
 {
     *c = (struct config){
         .workers = 0,
-        .max_connections = 10000,
+        .max_connections = 0,
         .log_level = LOG_LEVEL_INFO,
         .handshake_timeout_ms = 10000,
         .connect_timeout_ms = 5000,
@@ -542,7 +542,7 @@ void config_defaults(struct config *c)
 
 /* ------------------------------------------------------- the key table */
 
-enum kind { K_LISTEN, K_WORKERS, K_UINT, K_LOGLEVEL, K_DURATION, K_SIZE, K_BOOL, K_ROUTES };
+enum kind { K_LISTEN, K_AUTO, K_UINT, K_LOGLEVEL, K_DURATION, K_SIZE, K_BOOL, K_ROUTES };
 enum ftype { FT_NONE, FT_UNSIGNED, FT_SIZE, FT_U64, FT_BOOL, FT_LOGLEVEL };
 
 struct key_spec {
@@ -558,8 +558,8 @@ struct key_spec {
 
 static const struct key_spec keys[] = {
     {"listen", K_LISTEN, FT_NONE, 0, 0, 0},
-    {"workers", K_WORKERS, F(workers, FT_UNSIGNED), 0, 256},
-    {"max_connections", K_UINT, F(max_connections, FT_UNSIGNED), 1, 1000000},
+    {"workers", K_AUTO, F(workers, FT_UNSIGNED), 0, 256},
+    {"max_connections", K_AUTO, F(max_connections, FT_UNSIGNED), 0, 1000000},
     {"log_level", K_LOGLEVEL, F(log_level, FT_LOGLEVEL), 0, 0},
     {"handshake_timeout", K_DURATION, F(handshake_timeout_ms, FT_U64), 1, MAX_DURATION_MS},
     {"connect_timeout", K_DURATION, F(connect_timeout_ms, FT_U64), 1, MAX_DURATION_MS},
@@ -660,7 +660,7 @@ static void expectation(const struct key_spec *k, char *buf, size_t n)
     case K_LISTEN:
         snprintf(buf, n, "an address such as 127.0.0.1:8080, [::1]:8080 or *:8080");
         break;
-    case K_WORKERS:
+    case K_AUTO:
         snprintf(buf, n, "\"auto\" or an integer from 1 to %llu", (unsigned long long)k->max);
         break;
     case K_UINT:
@@ -1193,7 +1193,7 @@ static bool apply_key(struct diag *d, struct config *c, const struct key_spec *k
             return false;
         }
         return true;
-    case K_WORKERS:
+    case K_AUTO:
         if (strcmp(s, "auto") == 0) {
             x = 0;
         } else if (parse_uint(s, &x) != 0 || x < 1 || x > k->max) {
@@ -1434,11 +1434,11 @@ int config_validate(const struct config *c, FILE *errs)
         const struct key_spec *k = &keys[i];
         uint64_t v = field_load(c, k);
         switch (k->kind) {
-        case K_WORKERS:
+        case K_AUTO:
         case K_UINT:
             if (v < k->min || v > k->max) {
                 vfail(errs, "%s must be %s%llu to %llu, got %llu", k->name,
-                      k->kind == K_WORKERS ? "auto (0) or " : "",
+                      k->kind == K_AUTO ? "auto (0) or " : "",
                       (unsigned long long)(k->min ? k->min : 1), (unsigned long long)k->max,
                       (unsigned long long)v);
                 bad++;

@@ -32,7 +32,8 @@ struct cfg_route {
 struct config {
     struct cfg_addr listen;
     unsigned workers;         /* worker threads; 0 in the file means one per core */
-    unsigned max_connections; /* concurrent client connections, all workers */
+    unsigned max_connections; /* concurrent client connections, all workers; 0 = as many
+                                 as the descriptor limit holds */
     enum log_level log_level;
 
     uint64_t handshake_timeout_ms; /* client request head must arrive within */

@@ -17,6 +17,11 @@ int proxy_start(struct proxy **out, const struct config *cfg);
  * configured port was 0). */
 const char *proxy_addr(const struct proxy *p);
 
+/* Client connections accepted at once: max_connections, lowered when the
+ * descriptor limit (raised to its hard limit at start) cannot hold that
+ * many pairs. */
+unsigned proxy_max_connections(const struct proxy *p);
+
 /* Number of worker threads running. */
 unsigned proxy_workers(const struct proxy *p);
 

@@ -34,6 +34,7 @@ struct worker {
     bool draining;           /* shutdown started: no accepts */
     uint64_t drain_deadline; /* ms; sessions still open then are aborted */
     struct timer drain_timer;
+    struct timer accept_retry;   /* accepting again after EMFILE/ENFILE/ENOBUFS */
     struct http_header *scratch; /* max_headers entries for parsing a head */
     pthread_t thread;
     unsigned id;
@@ -43,8 +44,9 @@ struct proxy {
     const struct config *cfg;
     struct worker *workers;
     unsigned nworkers;
-    atomic_uint conns; /* client connections open, all workers */
-    char addr[64];     /* listen address actually bound */
+    atomic_uint conns;  /* client connections open, all workers */
+    unsigned max_conns; /* effective max_connections (see proxy_max_connections) */
+    char addr[64];      /* listen address actually bound */
 };
 
 enum sess_state {

@@ -77,7 +77,7 @@ void session_start(struct worker *w, int fd, const struct sockaddr_storage *peer
         session_finish(s);
         return;
     }
-    if (n > w->cfg->max_connections) {
+    if (n > w->proxy->max_conns) {
         session_respond(s, 503, ERR_OVERLOADED, err_str(ERR_OVERLOADED));
         return;
     }

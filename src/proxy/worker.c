@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -14,8 +15,9 @@
 #include "proxy/proxy.h"
 #include "proxy/session.h"
 
-#define ACCEPT_BATCH 64 /* accepts per readiness event before yielding to relays */
-#define POOL_CACHE   64 /* free buffers a worker keeps (1 MiB) */
+#define ACCEPT_BATCH    64  /* accepts per readiness event before yielding to relays */
+#define POOL_CACHE      64  /* free buffers a worker keeps (1 MiB) */
+#define ACCEPT_RETRY_MS 100 /* wait before accepting again when out of descriptors */
 
 static const char *const closed_by_names[] = {"none", "client", "backend", "proxy"};
 
@@ -131,9 +133,11 @@ static void on_accept(struct io *io, uint32_t events)
             if (errno == EINTR || errno == ECONNABORTED)
                 continue;
             /* EMFILE/ENFILE/ENOBUFS: out of descriptors or memory. The
-             * pending connection stays in the backlog; try again on the
-             * next pass instead of spinning now. */
+             * pending connections stay in the backlog, and edge-triggered
+             * epoll will not report them again, so retry on a timer
+             * instead of spinning now. */
             log_simple(LOG_WARN, "accept failed", strerror(errno));
+            timer_arm(&w->loop.wheel, &w->accept_retry, w->loop.now + ACCEPT_RETRY_MS);
             return;
         }
         session_start(w, fd, &peer);
@@ -144,6 +148,14 @@ static void on_accept(struct io *io, uint32_t events)
         struct epoll_event ev = {.events = EPOLLIN | EPOLLET, .data.ptr = io};
         epoll_ctl(w->loop.epfd, EPOLL_CTL_MOD, io->fd, &ev);
     }
+}
+
+static void accept_again(struct timer *t)
+{
+    struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, accept_retry));
+
+    if (!w->draining)
+        on_accept(&w->listen_io, EPOLLIN);
 }
 
 static void drain_expired(struct timer *t)
@@ -207,6 +219,7 @@ static int worker_init(struct worker *w, struct proxy *p, unsigned id, int liste
     if (!w->scratch)
         return ERR_NOMEM;
     timer_init(&w->drain_timer, drain_expired);
+    timer_init(&w->accept_retry, accept_again);
     w->listen_io.cb = on_accept;
     w->wake_io.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w->wake_io.cb = on_wake;
@@ -235,6 +248,41 @@ static void set_port(struct sockaddr_storage *ss, unsigned port)
         ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port);
 }
 
+#define FD_RESERVE         64      /* descriptors kept for listeners, epoll, eventfds, logs */
+#define MAX_CONNS_AUTO_CAP 1000000 /* max_connections: auto never goes above this */
+
+/* Raise the descriptor limit to the hard limit (each pair needs two, and
+ * the usual soft limit of 1024 would cap wsgate at ~500 pairs) and return
+ * the effective max_connections: the configured value, or for 0 (auto) as
+ * many pairs as the limit holds, and never more than that. */
+static unsigned fit_connections(const struct config *cfg)
+{
+    unsigned want = cfg->max_connections ? cfg->max_connections : MAX_CONNS_AUTO_CAP;
+    struct rlimit rl;
+    uint64_t fit;
+
+    if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+        return want;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+            getrlimit(RLIMIT_NOFILE, &rl);
+    }
+    if (rl.rlim_cur == RLIM_INFINITY || rl.rlim_cur >= (rlim_t)want * 2 + FD_RESERVE)
+        return want;
+    fit = rl.rlim_cur > FD_RESERVE + 2 ? (rl.rlim_cur - FD_RESERVE) / 2 : 1;
+    if (cfg->max_connections) {
+        struct log_line l;
+        if (log_begin(&l, LOG_WARN, "max_connections lowered to fit the descriptor limit")) {
+            log_uint(&l, "max_connections", cfg->max_connections);
+            log_uint(&l, "effective", fit);
+            log_uint(&l, "fd_limit", rl.rlim_cur);
+            log_end(&l);
+        }
+    }
+    return (unsigned)fit;
+}
+
 int proxy_start(struct proxy **out, const struct config *cfg)
 {
     struct proxy *p = calloc(1, sizeof(*p));
@@ -249,6 +297,7 @@ int proxy_start(struct proxy **out, const struct config *cfg)
         n = cores > 0 ? (unsigned)cores : 1;
     }
     p->cfg = cfg;
+    p->max_conns = fit_connections(cfg);
     atomic_init(&p->conns, 0);
     /* SO_REUSEPORT would let us share a port with another wsgate started by
      * mistake; bind once without it first, so a port in use is an error.
@@ -302,6 +351,11 @@ int proxy_start(struct proxy **out, const struct config *cfg)
 const char *proxy_addr(const struct proxy *p)
 {
     return p->addr;
+}
+
+unsigned proxy_max_connections(const struct proxy *p)
+{
+    return p->max_conns;
 }
 
 unsigned proxy_workers(const struct proxy *p)

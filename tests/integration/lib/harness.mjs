@@ -156,7 +156,9 @@ function describeExit(proc) {
  * Returns { proc, pid, port, addr, listening, logs, stderrLines, waitForLog,
  *           accessLogs, exited, stop }.
  */
-export async function startWsgate({ args = [], config, env = {}, timeoutMs = 5000 } = {}) {
+// prefix: a command that execs wsgate in place (e.g. ['prlimit', '--nofile=80:80', '--']),
+// so the PID is still wsgate's.
+export async function startWsgate({ args = [], config, env = {}, timeoutMs = 5000, prefix = [] } = {}) {
     const argv = [];
     let configFile;
     if (config !== undefined) {
@@ -164,7 +166,9 @@ export async function startWsgate({ args = [], config, env = {}, timeoutMs = 500
         argv.push('-c', configFile);
     }
     argv.push(...args);
-    const proc = spawn(WSGATE_BIN, argv, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    const cmd = prefix.length ? prefix[0] : WSGATE_BIN;
+    const cmdArgs = prefix.length ? [...prefix.slice(1), WSGATE_BIN, ...argv] : argv;
+    const proc = spawn(cmd, cmdArgs, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
     live.add(proc);
     const gw = {
         proc,

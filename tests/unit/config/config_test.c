@@ -453,7 +453,7 @@ static void test_defaults(void **state)
     config_defaults(&c);
     assert_int_equal(c.listen.len, 0);
     assert_int_equal(c.workers, 0);
-    assert_int_equal(c.max_connections, 10000);
+    assert_int_equal(c.max_connections, 0); /* auto: fit the descriptor limit */
     assert_int_equal(c.log_level, LOG_LEVEL_INFO);
     assert_int_equal(c.handshake_timeout_ms, 10000);
     assert_int_equal(c.connect_timeout_ms, 5000);
@@ -756,8 +756,8 @@ static void test_value_errors(void **state)
                   "routes:\n  - path: /\n    backend: ws://127.0.0.1:9000\n",
                   "wsgate.yaml:1:9: listen: port must be a number from 0 to 65535, got "
                   "\"127.0.0.1:99999\"\n"
-                  "wsgate.yaml:2:18: max_connections: expected an integer from 1 to 1000000, got "
-                  "\"0\"\n"
+                  "wsgate.yaml:2:18: max_connections: expected \"auto\" or an integer from 1 to "
+                  "1000000, got \"0\"\n"
                   "wsgate.yaml:3:12: log_level: expected one of debug, info, warn, error, got "
                   "\"loud\"\n"
                   "wsgate.yaml:4:18: connect_timeout: expected a duration greater than 0 (this "
