@@ -35,7 +35,7 @@ function start(cmd, args, opts = {}) {
   return p;
 }
 function stopAll() {
-  for (const p of children) try { p.kill('SIGKILL'); } catch {}
+  for (const p of children) killTree(p.pid);
 }
 process.on('exit', stopAll);
 process.on('SIGINT', () => { stopAll(); process.exit(130); });
@@ -176,8 +176,12 @@ async function startTargets(backend, pinned) {
   }
   return running;
 }
+// SIGKILL the whole tree: killing nginx's master alone orphans its workers.
+function killTree(pid) {
+  for (const p of tree(pid).reverse()) try { process.kill(p, 'SIGKILL'); } catch {}
+}
 function stopTargets(running) {
-  for (const r of Object.values(running)) if (r.proc) r.proc.kill('SIGKILL');
+  for (const r of Object.values(running)) if (r.proc) killTree(r.proc.pid);
 }
 
 function bench(args, timeoutMs) {
