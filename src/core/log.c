@@ -16,11 +16,6 @@ void log_set_level(enum log_sev min)
     min_level = min;
 }
 
-bool log_enabled(enum log_sev sev)
-{
-    return sev >= min_level;
-}
-
 static void put(struct log_line *l, const char *s, size_t n)
 {
     /* Keep 2 bytes for the closing "}\n". */

@@ -26,9 +26,6 @@ struct log_line {
 /* Set the minimum severity written (default LOG_INFO). Call before threads start. */
 void log_set_level(enum log_sev min);
 
-/* True when lines of this severity are written. */
-bool log_enabled(enum log_sev sev);
-
 /* Start a line with "time", "level" and "msg". Returns false (and the line
  * must not be used) when sev is below the configured level. */
 bool log_begin(struct log_line *l, enum log_sev sev, const char *msg);

@@ -35,11 +35,6 @@ int loop_add(struct loop *l, struct io *io, uint32_t events)
     return epoll_ctl(l->epfd, EPOLL_CTL_ADD, io->fd, &ev) < 0 ? ERR_SYS : 0;
 }
 
-int loop_del(struct loop *l, struct io *io)
-{
-    return epoll_ctl(l->epfd, EPOLL_CTL_DEL, io->fd, NULL) < 0 ? ERR_SYS : 0;
-}
-
 void loop_defer(struct loop *l, struct defer *d, defer_cb cb)
 {
     if (d->queued)

@@ -38,12 +38,10 @@ struct loop {
 int loop_init(struct loop *l);
 void loop_destroy(struct loop *l);
 
-/* Watch io->fd for `events` (EPOLLIN, EPOLLOUT, ... ; EPOLLET is added).
- * io must outlive the registration. Returns 0 or ERR_SYS. */
+/* Watch io->fd for `events` (EPOLLIN, EPOLLOUT, ... ; EPOLLET is added)
+ * until the fd is closed. io must outlive the registration. Returns 0 or
+ * ERR_SYS. */
 int loop_add(struct loop *l, struct io *io, uint32_t events);
-
-/* Stop watching (closing the fd also does). Returns 0 or ERR_SYS. */
-int loop_del(struct loop *l, struct io *io);
 
 /* Queue d to run after the current pass (once, however often queued). */
 void loop_defer(struct loop *l, struct defer *d, defer_cb cb);

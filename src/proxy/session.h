@@ -165,13 +165,11 @@ struct session {
 };
 
 /* worker.c */
-void session_free_later(struct session *s);
 void session_release_slot(struct session *s);
 
 /* upgrade.c */
 void session_start(struct worker *w, int fd, const struct sockaddr_storage *peer);
 void session_respond(struct session *s, int status, int err, const char *detail);
-void session_timer(struct timer *t);
 /* Free what only the handshake needed (head buffers, headers, body). */
 void session_drop_handshake(struct session *s);
 /* Write l->pre from pre_off. Returns 1 when all is written (pre freed), 0 on

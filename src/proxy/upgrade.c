@@ -24,6 +24,7 @@
 #define PATH_LOG_MAX   1024        /* bytes of the request-target kept for the log */
 
 static void on_event(struct io *io, uint32_t events);
+static void session_timer(struct timer *t);
 
 static struct leg *leg_of(struct io *io)
 {
@@ -688,7 +689,7 @@ static void on_event(struct io *io, uint32_t events)
         backend_event(s, events);
 }
 
-void session_timer(struct timer *t)
+static void session_timer(struct timer *t)
 {
     struct session *s = (struct session *)((char *)t - offsetof(struct session, timer));
 

@@ -101,6 +101,11 @@ void leg_close_fd(struct session *s, struct leg *l)
         session_release_slot(s);
 }
 
+static void session_free_later(struct session *s)
+{
+    loop_defer(&s->w->loop, &s->defer, free_session);
+}
+
 void session_finish(struct session *s)
 {
     if (s->st == SESS_ST_DONE)
@@ -112,11 +117,6 @@ void session_finish(struct session *s)
     log_access(s);
     session_drop_handshake(s);
     session_free_later(s);
-}
-
-void session_free_later(struct session *s)
-{
-    loop_defer(&s->w->loop, &s->defer, free_session);
 }
 
 static void on_accept(struct io *io, uint32_t events)
