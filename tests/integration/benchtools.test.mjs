@@ -9,17 +9,16 @@ import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
+import { REPO_ROOT, withTimeout } from './lib/harness.mjs';
 
-const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 const WSBENCH_BIN = process.env.WSBENCH_BIN || path.join(REPO_ROOT, 'build', 'bench', 'wsbench');
 const WSECHO_BIN = process.env.WSECHO_BIN || path.join(REPO_ROOT, 'build', 'bench', 'wsecho');
 
 for (const bin of [WSBENCH_BIN, WSECHO_BIN]) {
     // The build always makes both: a missing one is a failure, not a skip.
-    assert.ok(fs.existsSync(bin), `${bin} is missing: run \`make -C bench\` (or set WSBENCH_BIN / WSECHO_BIN)`);
+    assert.ok(fs.existsSync(bin), `${bin} is missing: run \`make\` (or set WSBENCH_BIN / WSECHO_BIN)`);
 }
 
 const live = new Set();
@@ -33,14 +32,6 @@ process.on('exit', () => {
         }
     }
 });
-
-function withTimeout(promise, ms, what) {
-    let timer;
-    const t = new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms);
-    });
-    return Promise.race([promise, t]).finally(() => clearTimeout(timer));
-}
 
 /** Start a binary; collects stdout/stderr, resolves `exited` with {code, signal}. */
 function startProc(bin, args) {
