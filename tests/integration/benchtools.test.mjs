@@ -1,7 +1,7 @@
 // The benchmark tools: wsbench (load generator) against Node `ws` echo
 // servers, honest and corrupting, and wsecho (echo server) against a Node
 // `ws` client. Binaries come from WSBENCH_BIN / WSECHO_BIN, by default the
-// ones `make -C bench` builds. Every process started here is stopped by PID;
+// ones `make` builds in build/bench. Every process started here is stopped by PID;
 // every wait has a timeout.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
