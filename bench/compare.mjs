@@ -176,9 +176,11 @@ async function startTargets(backend, pinned) {
   }
   return running;
 }
-// SIGKILL the whole tree: killing nginx's master alone orphans its workers.
+// SIGKILL the whole tree: killing nginx's master alone orphans its workers,
+// and killing a worker first lets the master respawn one. So take the tree
+// first, kill the parent, then the rest.
 function killTree(pid) {
-  for (const p of tree(pid).reverse()) try { process.kill(p, 'SIGKILL'); } catch {}
+  for (const p of tree(pid)) try { process.kill(p, 'SIGKILL'); } catch {}
 }
 function stopTargets(running) {
   for (const r of Object.values(running)) if (r.proc) killTree(r.proc.pid);
@@ -306,6 +308,8 @@ async function main() {
   writeFileSync(join(root, 'bench/results/latest.md'), header + out);
   writeFileSync(join(root, 'bench/results/latest.json'), JSON.stringify(res, null, 1));
   echo.kill('SIGKILL');
+  stopAll();
+  process.exit(0);
 }
 
 main().catch((e) => { console.error(`bench-compare: ${e.message}`); stopAll(); process.exit(1); });
