@@ -29,35 +29,6 @@ static struct leg *peer(struct leg *l)
 static void flush(struct leg *dst);
 static void pump(struct leg *src);
 
-/* Close a leg's socket but keep its rx queue: what it sent before going
- * away is still delivered to the other leg. */
-static void leg_shut(struct leg *l)
-{
-    if (l->io.fd < 0)
-        return;
-    close(l->io.fd);
-    l->io.fd = -1;
-    l->eof = true;
-    l->readable = false;
-    if (l->is_client)
-        session_release_slot(l->s);
-}
-
-/* Forget everything queued from src (its destination is gone). */
-static void drop_queue(struct leg *src)
-{
-    struct buf_pool *pool = &src->s->w->pool;
-
-    while (src->head) {
-        struct buf *b = src->head;
-        src->head = b->next;
-        buf_put(pool, b);
-    }
-    src->tail = NULL;
-    src->queued = 0;
-    src->nfrag = 0;
-}
-
 static void note_close(struct session *s, enum closed_by by, unsigned code, const uint8_t *reason,
                        size_t rlen)
 {
@@ -116,7 +87,7 @@ static void queue_close(struct leg *l, unsigned code, const char *reason)
     if (src->in_frame) {
         /* Part of a frame already went to l and its source is cut off: no
          * frame can follow a truncated one, so the connection just ends. */
-        drop_queue(src);
+        leg_drop_queue(src);
         leg_shut(l);
         return;
     }
@@ -146,7 +117,7 @@ static void leg_gone(struct leg *l, int err)
     }
     leg_shut(l);
     /* Nothing more can be written to l. */
-    drop_queue(other);
+    leg_drop_queue(other);
     other->forward = false;
     if (!other->close_sent && other->io.fd >= 0)
         queue_close(other, l->is_client ? WS_CLOSE_GOING_AWAY : WS_CLOSE_INTERNAL,

@@ -103,7 +103,6 @@ struct leg {
     bool rdhup;       /* peer hung up: read until EOF even after a short read */
     bool throttled;   /* reading stopped: queued passed the high watermark */
     bool writable;    /* last write did not hit EAGAIN */
-    bool eof;         /* read returned 0 or an error */
     bool forward;     /* frames read from this leg are relayed (else dropped) */
     bool close_rcvd;  /* a close frame was read from this leg */
     bool close_sent;  /* a close frame was queued toward this leg */
@@ -185,7 +184,12 @@ void relay_shutdown(struct session *s);
 
 /* Shared teardown: close both fds, log the access line, free later. */
 void session_finish(struct session *s);
-/* Close a leg's socket and drop its queue (and its share of conns). */
-void leg_close_fd(struct session *s, struct leg *l);
+/* Close a leg's socket (releasing the client's share of conns) but keep its
+ * rx queue: what it sent before going away is still delivered. */
+void leg_shut(struct leg *l);
+/* Forget everything queued from l (its destination is gone). */
+void leg_drop_queue(struct leg *l);
+/* Close a leg for good: leg_shut, leg_drop_queue, and its handshake bytes. */
+void leg_close_fd(struct leg *l);
 
 #endif

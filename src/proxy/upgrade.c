@@ -153,7 +153,7 @@ static void start_respond(struct session *s, char *resp, size_t len)
 {
     uint64_t linger = s->w->cfg->close_timeout_ms;
 
-    leg_close_fd(s, &s->b);
+    leg_close_fd(&s->b);
     set_pre(&s->c, resp, len);
     s->st = SESS_ST_RESPOND;
     if (linger > LINGER_MAX_MS)

@@ -76,29 +76,35 @@ void session_release_slot(struct session *s)
     }
 }
 
-static void drop_queue(struct worker *w, struct leg *l)
+void leg_shut(struct leg *l)
+{
+    if (l->io.fd < 0)
+        return;
+    close(l->io.fd);
+    l->io.fd = -1;
+    l->readable = false;
+    if (l->is_client)
+        session_release_slot(l->s);
+}
+
+void leg_drop_queue(struct leg *l)
 {
     while (l->head) {
         struct buf *b = l->head;
         l->head = b->next;
-        buf_put(&w->pool, b);
+        buf_put(&l->s->w->pool, b);
     }
     l->tail = NULL;
     l->queued = 0;
-    free(l->pre);
-    l->pre = NULL;
+    l->nfrag = 0;
 }
 
-void leg_close_fd(struct session *s, struct leg *l)
+void leg_close_fd(struct leg *l)
 {
-    if (l->io.fd >= 0)
-        close(l->io.fd);
-    l->io.fd = -1;
-    l->eof = true;
-    l->readable = false;
-    drop_queue(s->w, l);
-    if (l->is_client)
-        session_release_slot(s);
+    leg_shut(l);
+    leg_drop_queue(l);
+    free(l->pre);
+    l->pre = NULL;
 }
 
 static void session_free_later(struct session *s)
@@ -111,8 +117,8 @@ void session_finish(struct session *s)
     if (s->st == SESS_ST_DONE)
         return;
     s->st = SESS_ST_DONE;
-    leg_close_fd(s, &s->c);
-    leg_close_fd(s, &s->b);
+    leg_close_fd(&s->c);
+    leg_close_fd(&s->b);
     timer_disarm(&s->w->loop.wheel, &s->timer);
     log_access(s);
     session_drop_handshake(s);
