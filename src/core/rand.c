@@ -108,6 +108,14 @@ uint32_t rng_u32(struct rng *r)
 {
     uint32_t v;
 
+    /* One call per relayed client frame: the common case is four bytes
+     * still in the current block. */
+    if (sizeof(r->out) - r->used >= sizeof(v)) {
+        memcpy(&v, r->out + r->used, sizeof(v));
+        memset(r->out + r->used, 0, sizeof(v));
+        r->used += (unsigned)sizeof(v);
+        return v;
+    }
     rng_bytes(r, &v, sizeof(v));
     return v;
 }
