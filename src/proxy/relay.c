@@ -150,12 +150,7 @@ static int payload(struct leg *src, uint8_t *p, size_t n)
         return 0;
     if (src->is_client) {
         if (src->text) {
-            int rc;
-            ws_mask(p, n, src->in_mask, src->offset);
-            rc = ws_utf8_feed(&src->utf8, p, n);
-            if (rc < 0)
-                return rc;
-            ws_mask(p, n, src->out_mask, src->offset);
+            return ws_utf8_feed_remask(&src->utf8, p, n, src->in_mask, src->out_mask, src->offset);
         } else {
             /* Unmask and re-mask in one pass: XOR with both keys. */
             uint8_t k[4];

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "ws/frame.h"
 
 /* States are bit offsets into a row; 0 must be the boundary state because
  * the header promises a zero-initialised struct starts there. */
@@ -141,6 +142,61 @@ int ws_utf8_feed(struct ws_utf8 *u, const uint8_t *p, size_t n)
         }
     }
     u->state = (uint32_t)(s & S_MASK);
+    return 0;
+}
+
+static inline void store64(uint8_t *p, uint64_t w)
+{
+    memcpy(p, &w, sizeof(w));
+}
+
+/* Bytes unmasked, validated and re-masked together when a run is not ASCII;
+ * a multiple of 8 so the word loop's keys stay in phase after it. */
+#define REMASK_CHUNK 64
+
+int ws_utf8_feed_remask(struct ws_utf8 *u, uint8_t *p, size_t n, const uint8_t in[4],
+                        const uint8_t out[4], uint64_t offset)
+{
+    uint8_t ki[8], kx[8];
+    uint64_t wi, wx;
+    size_t i = 0;
+
+    if (u->state == S_FAIL)
+        return ERR_WS_UTF8;
+    /* Keys rotated to this buffer's phase: wi unmasks a word, wx turns a
+     * word masked with `in` into one masked with `out`. */
+    for (int j = 0; j < 8; j++) {
+        ki[j] = in[(offset + (unsigned)j) & 3];
+        kx[j] = (uint8_t)(ki[j] ^ out[(offset + (unsigned)j) & 3]);
+    }
+    memcpy(&wi, ki, sizeof(wi));
+    memcpy(&wx, kx, sizeof(wx));
+    while (i < n) {
+        size_t c;
+        int rc;
+
+        /* ASCII words at a character boundary: one load, a test of the
+         * unmasked high bits, one store. */
+        if (u->state == S_ACC) {
+            for (; n - i >= 8; i += 8) {
+                uint64_t w = load64(p + i);
+                if ((w ^ wi) & HIGH_BITS)
+                    break;
+                store64(p + i, w ^ wx);
+            }
+            if (i == n)
+                break;
+        }
+        /* Anything else a chunk at a time through the DFA. i stays a
+         * multiple of 8 until the last chunk. */
+        c = n - i < REMASK_CHUNK ? n - i : REMASK_CHUNK;
+        ws_mask(p + i, c, in, offset + i);
+        rc = ws_utf8_feed(u, p + i, c);
+        if (rc < 0)
+            return rc;
+        ws_mask(p + i, c, out, offset + i);
+        i += c;
+    }
     return 0;
 }
 

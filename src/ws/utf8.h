@@ -17,6 +17,13 @@ struct ws_utf8 {
  * ERR_WS_UTF8. After an error the state stays failed. */
 int ws_utf8_feed(struct ws_utf8 *u, const uint8_t *p, size_t n);
 
+/* Feed p[0..n) of a payload masked with key `in`, n bytes starting `offset`
+ * bytes into the payload (RFC 6455 §5.3), and leave it masked with key
+ * `out` instead: validation and re-masking in one pass over the bytes.
+ * Returns like ws_utf8_feed; after an error p is left partly rewritten. */
+int ws_utf8_feed_remask(struct ws_utf8 *u, uint8_t *p, size_t n, const uint8_t in[4],
+                        const uint8_t out[4], uint64_t offset);
+
 /* True when the input so far ends at a character boundary (a complete text). */
 bool ws_utf8_complete(const struct ws_utf8 *u);
 

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "core/err.h"
+#include "ws/frame.h"
 #include "ws/utf8.h"
 
 enum verdict {
@@ -91,6 +92,46 @@ static enum verdict feed_split(const uint8_t *p, size_t n, size_t split)
     return verdict_of(rc2, &u);
 }
 
+/* The fused unmask-validate-remask path must give the same verdict for
+ * p[0..n) masked with one key, in every key phase and split into two pieces
+ * at every point, and leave accepted bytes masked with the other key. */
+static void check_remask(const uint8_t *p, size_t n, enum verdict want)
+{
+    /* The second input key sets every high bit, so masked ASCII never looks
+     * like ASCII and masked non-ASCII always does. */
+    static const uint8_t keys[2][2][4] = {
+        {{0x37, 0xfa, 0x21, 0x3d}, {0x9c, 0x05, 0xe2, 0x71}},
+        {{0x80, 0x81, 0xc0, 0xff}, {0x00, 0x00, 0x00, 0x00}},
+    };
+    uint8_t *m = malloc(n + 1), *exp = malloc(n + 1);
+
+    assert_non_null(m);
+    assert_non_null(exp);
+    for (unsigned kf = 0; kf < 8; kf++) {
+        const uint8_t *in = keys[kf / 4][0], *out = keys[kf / 4][1];
+        unsigned off = kf % 4;
+
+        memcpy(exp, p, n);
+        ws_mask(exp, n, out, off);
+        for (size_t s = 0; s <= n; s++) {
+            struct ws_utf8 u = {0};
+            int rc, rc2;
+
+            memcpy(m, p, n);
+            ws_mask(m, n, in, off);
+            rc = ws_utf8_feed_remask(&u, m, s, in, out, off);
+            rc2 = ws_utf8_feed_remask(&u, m + s, n - s, in, out, off + s);
+            if (rc != 0)
+                assert_int_equal(rc2, ERR_WS_UTF8);
+            assert_int_equal(verdict_of(rc2, &u), want);
+            if (want != V_INVALID)
+                assert_memory_equal(m, exp, n);
+        }
+    }
+    free(m);
+    free(exp);
+}
+
 /* Checks p[0..n) against `want` for one-shot, every two-piece split and
  * byte-by-byte feeding, and against the reference. For invalid input, also
  * checks that the prefix before the failing byte is accepted and that the
@@ -119,6 +160,7 @@ static void check_bytes(const uint8_t *p, size_t n, enum verdict want)
         rc = r ? r : rc;
     }
     assert_int_equal(verdict_of(rc, &u), want);
+    check_remask(p, n, want);
     if (want == V_INVALID) {
         for (size_t s = 0; s <= bad; s++) {
             assert_int_not_equal(feed_split(p, bad, s), V_INVALID);
