@@ -123,7 +123,6 @@ static inline void store64(uint8_t *p, uint64_t w)
 void ws_mask(uint8_t *p, size_t n, const uint8_t key[4], uint64_t offset)
 {
     size_t i = 0;
-    uint8_t k[8];
     uint64_t kw;
     uint32_t k4;
 
@@ -143,10 +142,8 @@ void ws_mask(uint8_t *p, size_t n, const uint8_t key[4], uint64_t offset)
         i = 0;
     }
     /* Rotating the key once lets every later step work on whole words. */
-    for (int j = 0; j < 8; j++)
-        k[j] = key[(offset + (unsigned)j) & 3];
-    memcpy(&kw, k, sizeof(kw));
-    memcpy(&k4, k, sizeof(k4));
+    kw = ws_mask_word(key, offset);
+    memcpy(&k4, &kw, sizeof(k4));
     /* 32 bytes per round as four words: independent operations the compiler
      * can keep in flight or fuse into vector registers. memcpy keeps the
      * accesses defined whatever the alignment, and compiles to plain moves. */
@@ -168,9 +165,14 @@ void ws_mask(uint8_t *p, size_t n, const uint8_t key[4], uint64_t offset)
         memcpy(p + i, &w, sizeof(w));
         i += 4;
     }
-    /* i is a multiple of 4 here, so k[i & 3] is still the right key byte. */
-    for (; i < n; i++)
-        p[i] ^= k[i & 3];
+    /* i is a multiple of 4 here, so the tail starts at the key word's
+     * first byte. */
+    if (i < n) {
+        uint8_t k[4];
+        memcpy(k, &k4, sizeof(k));
+        for (; i < n; i++)
+            p[i] ^= k[i & 3];
+    }
 }
 
 int ws_frame_check(struct ws_seq *seq, const struct ws_rules *rules, const struct ws_frame_hdr *h,

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 enum ws_op {
     WS_OP_CONT = 0x0,
@@ -47,6 +48,24 @@ size_t ws_frame_write(uint8_t *out, bool fin, uint8_t opcode, const uint8_t *mas
 /* XOR p[0..n) in place with key, starting at key byte (offset & 3).
  * Masking and unmasking are the same operation. */
 void ws_mask(uint8_t *p, size_t n, const uint8_t key[4], uint64_t offset);
+
+/* The key as a word to XOR with the 8 bytes at `offset` into the payload:
+ * byte j of the word in memory is key[(offset + j) & 3]. */
+static inline uint64_t ws_mask_word(const uint8_t key[4], uint64_t offset)
+{
+    unsigned r = (unsigned)(offset & 3) * 8;
+    uint32_t k;
+
+    memcpy(&k, key, sizeof(k));
+#if __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (r)
+        k = k >> r | k << (32 - r);
+#else
+    if (r)
+        k = k << r | k >> (32 - r);
+#endif
+    return (uint64_t)k << 32 | k;
+}
 
 /* Limits and role for ws_frame_check. */
 struct ws_rules {

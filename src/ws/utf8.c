@@ -157,20 +157,13 @@ static inline void store64(uint8_t *p, uint64_t w)
 int ws_utf8_feed_remask(struct ws_utf8 *u, uint8_t *p, size_t n, const uint8_t in[4],
                         const uint8_t out[4], uint64_t offset)
 {
-    uint8_t ki[8], kx[8];
-    uint64_t wi, wx;
+    /* Keys rotated to this buffer's phase: wi unmasks a word, wx turns a
+     * word masked with `in` into one masked with `out`. */
+    uint64_t wi = ws_mask_word(in, offset), wx = wi ^ ws_mask_word(out, offset);
     size_t i = 0;
 
     if (u->state == S_FAIL)
         return ERR_WS_UTF8;
-    /* Keys rotated to this buffer's phase: wi unmasks a word, wx turns a
-     * word masked with `in` into one masked with `out`. */
-    for (int j = 0; j < 8; j++) {
-        ki[j] = in[(offset + (unsigned)j) & 3];
-        kx[j] = (uint8_t)(ki[j] ^ out[(offset + (unsigned)j) & 3]);
-    }
-    memcpy(&wi, ki, sizeof(wi));
-    memcpy(&wx, kx, sizeof(wx));
     while (i < n) {
         size_t c;
         int rc;
