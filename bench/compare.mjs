@@ -285,8 +285,8 @@ async function main() {
     ['unpinned, multi-worker: bulk (MB/s)', 'bulk_mw', 1, true],
   ];
   const peers = ['nginx', 'nginx64k', 'haproxy'];
-  let out = `| metric | ${names.map((n) => TARGETS[n].label).join(' | ')} | wsgate ÷ best peer |\n`;
-  out += `|---|${names.map(() => '---:').join('|')}|---:|\n`;
+  let out = `| metric | ${names.map((n) => TARGETS[n].label).join(' | ')} | wsgate ÷ best peer | per round |\n`;
+  out += `|---|${names.map(() => '---:').join('|')}|---:|---:|\n`;
   for (const [label, key, digits, higherBetter] of rows) {
     const cells = names.map((n) => {
       const v = med(res[key]?.[n] ?? []);
@@ -299,10 +299,18 @@ async function main() {
     const best = higherBetter ? Math.max(...pv) : Math.min(...pv);
     const w = med(res[key]?.wsgate ?? []);
     const ratio = pv.length && !Number.isNaN(w) ? (higherBetter ? w / best : best / w).toFixed(2) + '×' : '—';
-    out += `| ${label} | ${cells.join(' | ')} | ${ratio} |\n`;
+    // The same ratio within each round: runs minutes apart share the
+    // host's conditions, so its spread shows how far to trust the median.
+    const per = (res[key]?.wsgate ?? []).map((wv, r) => {
+      const pr = peers.map((p) => res[key]?.[p]?.[r]).filter((v) => v !== undefined);
+      if (!pr.length) return null;
+      const b = higherBetter ? Math.max(...pr) : Math.min(...pr);
+      return (higherBetter ? wv / b : b / wv).toFixed(2);
+    }).filter((v) => v !== null);
+    out += `| ${label} | ${cells.join(' | ')} | ${ratio} | ${per.join(', ') || '—'} |\n`;
   }
   const machine = `${cpus().length} × ${cpus()[0].model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${spawnSync('uname', ['-sr']).stdout.toString().trim()}`;
-  const header = `wsgate bench-compare, ${new Date().toISOString()}\nmachine: ${machine}\nrounds: ${ROUNDS}, ${DURATION} s per run after ${WARMUP} s warm-up; medians. (×) = ratio to direct; last column: wsgate's advantage over the best peer (>1 is better).\n\n`;
+  const header = `wsgate bench-compare, ${new Date().toISOString()}\nmachine: ${machine}\nrounds: ${ROUNDS}, ${DURATION} s per run after ${WARMUP} s warm-up; medians. (×) = ratio to direct; wsgate ÷ best peer: wsgate's advantage over the best peer configuration (>1 is better), from the medians and within each round.\n\n`;
   process.stdout.write(header + out);
   mkdirSync(join(root, 'bench/results'), { recursive: true });
   writeFileSync(join(root, 'bench/results/latest.md'), header + out);
