@@ -2,7 +2,8 @@
  * peer would send them, read once as server-to-client traffic and once as
  * client-to-server traffic. Every decoded header is checked against the
  * rules, re-encoded and re-parsed; payloads are unmasked in a copy, text is
- * validated incrementally and close payloads are parsed, as the relay does. */
+ * validated incrementally (also through the fused unmask-validate-remask
+ * path) and close payloads are parsed, as the relay does. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -68,6 +69,30 @@ static void check_utf8_split(const uint8_t *p, size_t n, size_t split)
     CHECK(r1 == r2);
     CHECK(r1 != 0 || ws_utf8_complete(&one) == ws_utf8_complete(&two));
     CHECK(ws_utf8_valid(p, n) == (r1 == 0 && ws_utf8_complete(&one)));
+}
+
+/* The fused path (unmask with `in`, validate, re-mask with `out`) agrees
+ * with the three separate passes, split at `split`, on the verdict and on
+ * every byte of accepted input. p is masked with `in`. */
+static void check_remask(const uint8_t *p, size_t n, const uint8_t in[4], size_t split)
+{
+    static const uint8_t out[4] = {0xa5, 0x3c, 0x0f, 0xe1};
+    uint8_t *a = malloc(n + 1), *b = malloc(n + 1);
+    struct ws_utf8 ua = {0}, ub = {0};
+    int ra, rb;
+
+    CHECK(a && b);
+    memcpy(a, p, n);
+    memcpy(b, p, n);
+    ra = ws_utf8_feed_remask(&ua, a, split, in, out, 0);
+    ra = ws_utf8_feed_remask(&ua, a + split, n - split, in, out, split) ? ERR_WS_UTF8 : ra;
+    ws_mask(b, n, in, 0);
+    rb = ws_utf8_feed(&ub, b, n);
+    ws_mask(b, n, out, 0);
+    CHECK(ra == rb);
+    CHECK(ra != 0 || (ws_utf8_complete(&ua) == ws_utf8_complete(&ub) && memcmp(a, b, n) == 0));
+    free(a);
+    free(b);
 }
 
 /* A close payload that parses is written back identically by
@@ -148,6 +173,8 @@ static void run(const uint8_t *data, size_t size, bool from_client)
         split = avail ? payload[0] % (avail + 1) : 0;
         if (h.masked) {
             check_mask(payload, avail, h.mask, split);
+            if (op == WS_OP_TEXT)
+                check_remask(payload, avail, h.mask, split);
             ws_mask(payload, avail, h.mask, 0);
         }
         if (op == WS_OP_TEXT) {
