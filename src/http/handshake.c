@@ -2,6 +2,7 @@
 #include "http/handshake.h"
 
 #include <limits.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <string.h>
 
@@ -386,26 +387,37 @@ int hs_status_for(int err)
 
 /* ---- keys ---- */
 
-/* RFC 6455 §4.2.2 item 5.4: base64(SHA-1(key + GUID)). Returns 0 or ERR_NOMEM
- * when OpenSSL cannot allocate its digest context. */
+/* SHA-1 fetched from OpenSSL's provider once: passing EVP_sha1() makes
+ * every digest look the algorithm up again, which cost more than the
+ * digest itself. Set once, then only read. */
+static EVP_MD *sha1_md;
+static pthread_once_t sha1_once = PTHREAD_ONCE_INIT;
+
+static void sha1_fetch(void)
+{
+    sha1_md = EVP_MD_fetch(NULL, "SHA1", NULL);
+}
+
+/* RFC 6455 §4.2.2 item 5.4: base64(SHA-1(key + GUID)) for a key of at most
+ * HS_KEY_LEN bytes (the only length a valid request carries). Returns 0,
+ * ERR_HS_BAD_KEY for a longer key, or ERR_NOMEM when OpenSSL cannot allocate or
+ * find its digest; out is then empty. */
 static int accept_key(const char *key, size_t keylen, char out[HS_ACCEPT_LEN + 1])
 {
     unsigned char md[EVP_MAX_MD_SIZE];
+    char in[HS_KEY_LEN + sizeof(ws_guid)];
     unsigned int mdlen = 0;
-    int ok = 0;
-    EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 
-    if (ctx != NULL) {
-        ok = EVP_DigestInit_ex(ctx, EVP_sha1(), NULL) == 1 &&
-             EVP_DigestUpdate(ctx, key, keylen) == 1 &&
-             EVP_DigestUpdate(ctx, ws_guid, sizeof(ws_guid) - 1) == 1 &&
-             EVP_DigestFinal_ex(ctx, md, &mdlen) == 1 && mdlen == 20;
-        EVP_MD_CTX_free(ctx);
-    }
-    if (!ok) {
-        out[0] = '\0';
+    out[0] = '\0';
+    if (keylen > HS_KEY_LEN)
+        return ERR_HS_BAD_KEY;
+    pthread_once(&sha1_once, sha1_fetch);
+    if (sha1_md == NULL)
         return ERR_NOMEM;
-    }
+    memcpy(in, key, keylen);
+    memcpy(in + keylen, ws_guid, sizeof(ws_guid) - 1);
+    if (EVP_Digest(in, keylen + sizeof(ws_guid) - 1, md, &mdlen, sha1_md, NULL) != 1 || mdlen != 20)
+        return ERR_NOMEM;
     EVP_EncodeBlock((unsigned char *)out, md, 20);
     return 0;
 }

@@ -48,9 +48,10 @@ int hs_check_request(const struct http_request *req, struct hs_request_info *inf
  * 400 for every other code. */
 int hs_status_for(int err);
 
-/* Sec-WebSocket-Accept for a key: base64(SHA-1(key + RFC 6455 GUID)).
- * out receives HS_ACCEPT_LEN characters and a NUL (or just a NUL if OpenSSL
- * fails, which no backend accept value can match). */
+/* Sec-WebSocket-Accept for a key of at most HS_KEY_LEN bytes:
+ * base64(SHA-1(key + RFC 6455 GUID)). out receives HS_ACCEPT_LEN characters
+ * and a NUL (or just a NUL for a longer key or if OpenSSL fails, which no
+ * backend accept value can match). */
 void hs_accept_key(const char *key, size_t keylen, char out[HS_ACCEPT_LEN + 1]);
 
 /* Base64 of a 16-byte nonce; out receives HS_KEY_LEN characters and a NUL. */
