@@ -1,22 +1,22 @@
-/* Per-worker cryptographically secure random bytes: a ChaCha20 keystream
- * (RFC 8439 block function) keyed from getrandom(2) once, so masking keys
- * (RFC 6455 §5.3: "unpredictable") and nonces cost no syscall each.
- * Not thread-safe: one generator per thread. */
+/* Per-worker cryptographically secure random bytes for masking keys
+ * (RFC 6455 §5.3: "unpredictable"), nonces and ids: OpenSSL's DRBG
+ * (RAND_bytes, an AES CTR_DRBG per NIST SP 800-90A, seeded and reseeded from
+ * the operating system), drawn RNG_BUF bytes at a time so that a masking
+ * key costs a copy, not a call. Not thread-safe: one generator per thread. */
 #ifndef WSG_CORE_RAND_H
 #define WSG_CORE_RAND_H
 
 #include <stddef.h>
 #include <stdint.h>
 
+#define RNG_BUF 4096 /* bytes per draw: 1,024 masking keys */
+
 struct rng {
-    uint32_t key[8];   /* from getrandom */
-    uint32_t nonce[3]; /* from getrandom */
-    uint32_t counter;  /* block counter; rekeyed from getrandom before it wraps */
-    uint8_t out[64];   /* current keystream block */
-    unsigned used;     /* bytes of out already handed out */
+    uint8_t out[RNG_BUF]; /* current draw */
+    unsigned used;        /* bytes of out already handed out */
 };
 
-/* Seed from getrandom(2). Returns 0 or ERR_SYS. */
+/* First draw. Returns 0, or ERR_SYS when no random source works. */
 int rng_init(struct rng *r);
 
 /* Fill p[0..n) with random bytes. */

@@ -9,25 +9,51 @@
 #include "core/buf.h"
 #include "core/rand.h"
 
-/* RFC 8439 §2.3.2: key 00..1f, nonce 000000090000004a00000000, counter 1. */
-static void chacha20_block_vector(void **state)
+/* Bytes taken in odd-sized pieces across several draws: the pieces join
+ * up (no byte is handed out twice, none is skipped into zeros), and the
+ * stream looks random: each bit position is set close to half the time. */
+static void draws_join_and_look_random(void **state)
 {
-    static const uint8_t expect[16] = {0x10, 0xf1, 0xe7, 0xe4, 0xd1, 0x3b, 0x59, 0x15,
-                                       0x50, 0x0f, 0xdd, 0x1f, 0xa3, 0x20, 0x71, 0xc4};
-    static const uint8_t nonce[12] = {0, 0, 0, 0x09, 0, 0, 0, 0x4a, 0, 0, 0, 0};
-    uint8_t key[32], out[64];
+    enum { N = 5 * RNG_BUF + 123 };
+    static uint8_t a[N];
+    static unsigned ones[8];
     struct rng r;
+    size_t got = 0, piece = 1;
 
-    for (int i = 0; i < 32; i++)
-        key[i] = (uint8_t)i;
-    memcpy(r.key, key, sizeof(key));
-    memcpy(r.nonce, nonce, sizeof(nonce));
-    r.counter = 1;
-    r.used = sizeof(r.out); /* force a fresh block on the next read */
-    rng_bytes(&r, out, sizeof(out));
-    assert_memory_equal(out, expect, sizeof(expect));
-    /* The last word of that block: c3 d4 a1 7a ... ends with 4e. */
-    assert_int_equal(out[63], 0x4e);
+    assert_int_equal(rng_init(&r), 0);
+    while (got < N) {
+        size_t n = piece < N - got ? piece : N - got;
+        rng_bytes(&r, a + got, n);
+        got += n;
+        piece = piece % 97 + 3;
+    }
+    for (size_t i = 0; i < N; i++)
+        for (int b = 0; b < 8; b++)
+            ones[b] += (a[i] >> b) & 1;
+    /* Binomial(N, 1/2): N/2 +- 6 standard deviations (sqrt(N)/2 ~ 72). */
+    for (int b = 0; b < 8; b++) {
+        assert_true(ones[b] > N / 2 - 440);
+        assert_true(ones[b] < N / 2 + 440);
+    }
+    /* No 16-byte window repeats the one a draw earlier (a stuck buffer). */
+    for (size_t i = RNG_BUF; i + 16 <= N; i += 16)
+        assert_memory_not_equal(a + i, a + i - RNG_BUF, 16);
+}
+
+/* rng_u32 across a draw boundary that does not fall on a multiple of 4. */
+static void u32_across_a_draw(void **state)
+{
+    struct rng r;
+    uint8_t skip[RNG_BUF - 2];
+    uint32_t seen[2 * RNG_BUF / 4];
+
+    assert_int_equal(rng_init(&r), 0);
+    rng_bytes(&r, skip, sizeof(skip));
+    for (size_t i = 0; i < sizeof(seen) / sizeof(seen[0]); i++) {
+        seen[i] = rng_u32(&r);
+        if (i > 0)
+            assert_int_not_equal(seen[i], seen[i - 1]);
+    }
 }
 
 static void seeded_generators_differ(void **state)
@@ -73,7 +99,8 @@ static void pool_caches_up_to_bound(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(chacha20_block_vector),
+        cmocka_unit_test(draws_join_and_look_random),
+        cmocka_unit_test(u32_across_a_draw),
         cmocka_unit_test(seeded_generators_differ),
         cmocka_unit_test(pool_caches_up_to_bound),
     };
