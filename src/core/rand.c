@@ -41,13 +41,19 @@ static int draw(struct rng *r)
 static void refill(struct rng *r)
 {
     if (draw(r) < 0) {
-        log_simple(LOG_ERROR, "random source failed", "masking keys repeat until it recovers");
+        if (!r->failing)
+            log_simple(LOG_ERROR, "random source failed", "masking keys repeat until it recovers");
+        r->failing = true;
         r->used = 0;
+    } else if (r->failing) {
+        log_simple(LOG_WARN, "random source recovered", NULL);
+        r->failing = false;
     }
 }
 
 int rng_init(struct rng *r)
 {
+    r->failing = false;
     return draw(r);
 }
 

@@ -6,6 +6,7 @@
 #ifndef WSG_CORE_RAND_H
 #define WSG_CORE_RAND_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -14,6 +15,7 @@
 struct rng {
     uint8_t out[RNG_BUF]; /* current draw */
     unsigned used;        /* bytes of out already handed out */
+    bool failing;         /* the last refill failed (logged once) */
 };
 
 /* First draw. Returns 0, or ERR_SYS when no random source works. */
