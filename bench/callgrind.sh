@@ -65,6 +65,6 @@ per_msg batched 2 8 -c 64 -k 16
 for label in unbatched batched; do
     echo
     echo "top functions ($label, long run, self cost):"
-    callgrind_annotate "$out/cg-$label-b.out" 2>/dev/null | sed -n '/^-\+$/,$p' | grep -E '^ *[0-9,]+ ' | head -15
+    callgrind_annotate "$out/cg-$label-b.out" 2>/dev/null | sed -n '/^-\+$/,$p' | grep -E '^ *[0-9,]+ ' | sed -n '1,15p'
 done
 echo "(callgrind output kept in $out)"
