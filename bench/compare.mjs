@@ -22,6 +22,7 @@ const IDLE_CONNS = +(env.IDLE_CONNS || 9000);
 const WSGATE = env.WSGATE_BIN || join(root, 'build/wsgate');
 const WSBENCH = env.WSBENCH_BIN || join(root, 'build/bench/wsbench');
 const WSECHO = env.WSECHO_BIN || join(root, 'build/bench/wsecho');
+const TCPFWD = env.TCPFWD_BIN || join(root, 'build/bench/tcpfwd');
 const dir = mkdtempSync(join(tmpdir(), 'wsgate-bench-'));
 mkdirSync(join(dir, 'nginx-tmp'));
 
@@ -126,6 +127,15 @@ function fill(file, vars) {
 // Proxies. pinned: one worker on CPU 0; else their multi-worker settings.
 const TARGETS = {
   direct: { label: 'direct' },
+  // Not a peer: a bare relay (bench/tcpfwd.c) with no HTTP or WebSocket
+  // work, the floor for a proxy built on epoll and recv/send. One thread.
+  tcpfwd: {
+    label: 'TCP relay',
+    async start(port, backend, pinned) {
+      const args = ['--listen', `127.0.0.1:${port}`, '--backend', backend];
+      return pinned ? start('taskset', ['-c', '0', TCPFWD, ...args]) : start(TCPFWD, args);
+    },
+  },
   wsgate: {
     label: 'wsgate',
     async start(port, backend, pinned) {
@@ -216,7 +226,7 @@ async function idleGrowth(target, running, size) {
 const med = (a) => { const s = [...a].sort((x, y) => x - y); return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN; };
 
 async function main() {
-  for (const f of [WSGATE, WSBENCH, WSECHO]) if (spawnSync('test', ['-x', f]).status !== 0) throw new Error(`missing ${f}: run make && make bench`);
+  for (const f of [WSGATE, WSBENCH, WSECHO, TCPFWD]) if (spawnSync('test', ['-x', f]).status !== 0) throw new Error(`missing ${f}: run make && make bench`);
   const echo = start('taskset', ['-c', '1', WSECHO, '--listen', '127.0.0.1:0']);
   const m = await waitLine(echo, /listening 127\.0\.0\.1:(\d+)/, 'wsecho');
   const backend = `127.0.0.1:${m[1]}`;
@@ -247,7 +257,7 @@ async function main() {
       stopTargets(running);
       running = await startTargets(backend, true);
       for (const t of order) {
-        if (t === 'direct') continue;
+        if (t === 'direct' || t === 'tcpfwd') continue; // the relay's buffers are a choice, not a floor
         const g = await idleGrowth(t, running, size);
         put(size === 32 ? 'idle' : 'idle64k', t, g);
         process.stderr.write(`round ${round} idle ${size} ${t}: ${g.toFixed(0)} B/conn\n`);
@@ -310,7 +320,7 @@ async function main() {
     out += `| ${label} | ${cells.join(' | ')} | ${ratio} | ${per.join(', ') || '—'} |\n`;
   }
   const machine = `${cpus().length} × ${cpus()[0].model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${spawnSync('uname', ['-sr']).stdout.toString().trim()}`;
-  const header = `wsgate bench-compare, ${new Date().toISOString()}\nmachine: ${machine}\nrounds: ${ROUNDS}, ${DURATION} s per run after ${WARMUP} s warm-up; medians. (×) = ratio to direct; wsgate ÷ best peer: wsgate's advantage over the best peer configuration (>1 is better), from the medians and within each round.\n\n`;
+  const header = `wsgate bench-compare, ${new Date().toISOString()}\nmachine: ${machine}\nrounds: ${ROUNDS}, ${DURATION} s per run after ${WARMUP} s warm-up; medians. (×) = ratio to direct; wsgate ÷ best peer: wsgate's advantage over the best peer configuration (>1 is better), from the medians and within each round. TCP relay: bench/tcpfwd, a bare recv/send relay (no HTTP, no WebSocket; one thread), a floor for any proxy, not a peer.\n\n`;
   process.stdout.write(header + out);
   mkdirSync(join(root, 'bench/results'), { recursive: true });
   writeFileSync(join(root, 'bench/results/latest.md'), header + out);

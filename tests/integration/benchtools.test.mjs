@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
@@ -15,10 +16,11 @@ import { REPO_ROOT, withTimeout } from './lib/harness.mjs';
 
 const WSBENCH_BIN = process.env.WSBENCH_BIN || path.join(REPO_ROOT, 'build', 'bench', 'wsbench');
 const WSECHO_BIN = process.env.WSECHO_BIN || path.join(REPO_ROOT, 'build', 'bench', 'wsecho');
+const TCPFWD_BIN = process.env.TCPFWD_BIN || path.join(REPO_ROOT, 'build', 'bench', 'tcpfwd');
 
-for (const bin of [WSBENCH_BIN, WSECHO_BIN]) {
-    // The build always makes both: a missing one is a failure, not a skip.
-    assert.ok(fs.existsSync(bin), `${bin} is missing: run \`make\` (or set WSBENCH_BIN / WSECHO_BIN)`);
+for (const bin of [WSBENCH_BIN, WSECHO_BIN, TCPFWD_BIN]) {
+    // The build always makes them all: a missing one is a failure, not a skip.
+    assert.ok(fs.existsSync(bin), `${bin} is missing: run \`make\` (or set WSBENCH_BIN / WSECHO_BIN / TCPFWD_BIN)`);
 }
 
 const live = new Set();
@@ -445,5 +447,102 @@ describe('wsbench against wsecho', () => {
         const j = assertCleanRun(r, 'threads');
         assert.equal(j.threads, 2);
         assert.ok(j.messages > 0);
+    });
+});
+
+/** tcpfwd in front of a backend on `port`; resolves with the started process and its port. */
+async function startTcpfwd(port) {
+    const p = startProc(TCPFWD_BIN, ['--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${port}`]);
+    try {
+        const line = await p.waitLine(/^listening /, 5000, 'the "listening" line');
+        p.port = Number(/:(\d+)$/.exec(line)[1]);
+        return p;
+    } catch (e) {
+        await p.stop().catch(() => {});
+        throw e;
+    }
+}
+
+/** Sockets tcpfwd holds (its descriptors that are sockets). */
+function socketCount(pid) {
+    return fs.readdirSync(`/proc/${pid}/fd`).filter((fd) => {
+        try {
+            return fs.readlinkSync(`/proc/${pid}/fd/${fd}`).startsWith('socket:');
+        } catch {
+            return false;
+        }
+    }).length;
+}
+
+describe('tcpfwd (the bare relay bench-compare uses as a floor)', () => {
+    let echo;
+    let fwd;
+    before(async () => {
+        echo = await startWsecho();
+        fwd = await startTcpfwd(echo.port);
+    });
+    after(async () => {
+        for (const p of [fwd, echo]) {
+            const r = await p?.stop();
+            if (r) assert.equal(r.code, 0, `exit on SIGTERM: ${JSON.stringify(r)}; stderr:\n${p.stderr}`);
+        }
+    });
+
+    test('relays a WebSocket session byte for byte, then closes both sides', { timeout: 20000 }, async () => {
+        const base = socketCount(fwd.pid); // the listening socket
+        const c = await openClient(fwd.port, ['chat']);
+        assert.equal(c.ws.protocol, 'chat');
+        for (const size of [0, 125, 70000, 1024 * 1024]) {
+            const data = crypto.randomBytes(size);
+            c.ws.send(data);
+            const m = await c.next();
+            assert.equal(m.isBinary, true);
+            assert.ok(m.data.equals(data), `${size}-byte echo differs`);
+        }
+        const closed = new Promise((resolve) => c.ws.once('close', (code) => resolve(code)));
+        c.ws.close(1000);
+        assert.equal(await withTimeout(closed, 5000, 'the close'), 1000);
+        const end = Date.now() + 5000;
+        while (socketCount(fwd.pid) !== base && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+        assert.equal(socketCount(fwd.pid), base, 'the pair of sockets is closed');
+    });
+
+    test('passes a half-close on and keeps the other direction open', { timeout: 10000 }, async () => {
+        // A raw TCP backend that answers the client's end of stream with "bye".
+        const server = net.createServer((s) => {
+            let got = '';
+            s.on('data', (d) => (got += d));
+            s.on('end', () => s.end(`${got}|bye`));
+        });
+        await new Promise((r) => server.listen(0, '127.0.0.1', r));
+        const f = await startTcpfwd(server.address().port);
+        try {
+            const sock = net.connect(f.port, '127.0.0.1');
+            let reply = '';
+            sock.on('data', (d) => (reply += d));
+            const ended = new Promise((r) => sock.on('end', r));
+            sock.end('hello');
+            await withTimeout(ended, 5000, 'the reply and end of stream');
+            assert.equal(reply, 'hello|bye');
+            sock.destroy();
+        } finally {
+            await f.stop();
+            server.close();
+        }
+    });
+
+    test('wsbench runs clean through it', { timeout: 30000 }, async () => {
+        const r = await runWsbench(['--url', `ws://127.0.0.1:${fwd.port}/`, '-c', '8', '-k', '4', '-s', '1000', '-d', '1', '-w', '0.2', '--check', '--json', '-q']);
+        const j = assertCleanRun(r, 'through tcpfwd');
+        assert.ok(j.messages > 0);
+    });
+
+    test('usage errors exit 2', { timeout: 10000 }, async () => {
+        for (const args of [[], ['--listen', '127.0.0.1:0'], ['--listen', 'nowhere', '--backend', '127.0.0.1:1']]) {
+            const p = startProc(TCPFWD_BIN, args);
+            const r = await withTimeout(p.exited, 5000, 'tcpfwd to exit');
+            assert.equal(r.code, 2, `tcpfwd ${args.join(' ')}: ${JSON.stringify(r)} ${p.stderr}`);
+            assert.match(p.stderr, /usage|--listen/);
+        }
     });
 });
