@@ -6,11 +6,14 @@
 #include <math.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <time.h>
 
 #include <openssl/evp.h>
@@ -232,6 +235,46 @@ unsigned long bu_raise_nofile(void)
             return 1024;
     }
     return rl.rlim_cur == RLIM_INFINITY ? 1UL << 20 : (unsigned long)rl.rlim_cur;
+}
+
+int bu_listen(struct sockaddr_storage *ss, socklen_t sslen, char *err, size_t errlen)
+{
+    int one = 1, fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    const char *what = "socket";
+
+    if (fd < 0)
+        goto fail;
+    what = "setsockopt";
+    if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0)
+        goto fail;
+    what = "bind";
+    if (bind(fd, (struct sockaddr *)ss, sslen) < 0)
+        goto fail;
+    what = "listen";
+    if (listen(fd, SOMAXCONN) < 0)
+        goto fail;
+    what = "getsockname";
+    sslen = sizeof(*ss);
+    if (getsockname(fd, (struct sockaddr *)ss, &sslen) < 0)
+        goto fail;
+    return fd;
+fail:
+    snprintf(err, errlen, "%s: %s", what, strerror(errno));
+    if (fd >= 0)
+        close(fd);
+    return -1;
+}
+
+int bu_on_stop(void (*handler)(int))
+{
+    struct sigaction sa;
+
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = handler;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0)
+        return -1;
+    return 0;
 }
 
 size_t bu_http_head_end(const uint8_t *p, size_t n)

@@ -81,6 +81,15 @@ int bu_parse_uint(const char *s, unsigned long min, unsigned long max, unsigned 
  * in force afterwards. */
 unsigned long bu_raise_nofile(void);
 
+/* A non-blocking listening TCP socket on *ss (SO_REUSEADDR, backlog
+ * SOMAXCONN); *ss then holds the bound address, with the port the kernel
+ * picked for port 0. Returns the descriptor, or -1 with a message in
+ * err[0..errlen). */
+int bu_listen(struct sockaddr_storage *ss, socklen_t sslen, char *err, size_t errlen);
+
+/* Run handler on SIGTERM and SIGINT. Returns 0, or -1 with errno set. */
+int bu_on_stop(void (*handler)(int));
+
 /* Find the end of an HTTP head (the blank line) in p[0..n). Returns the
  * head's length including "\r\n\r\n", or 0 when it is not complete. */
 size_t bu_http_head_end(const uint8_t *p, size_t n);

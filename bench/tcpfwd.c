@@ -180,9 +180,8 @@ int main(int argc, char **argv)
     struct sockaddr_storage ls, bs;
     socklen_t llen, blen;
     struct epoll_event ev, evs[EVENTS];
-    struct sigaction sa;
     char err[300], addr[80];
-    int opt, one = 1, lfd, epfd;
+    int opt, lfd, epfd;
 
     while ((opt = getopt_long(argc, argv, "l:b:h", opts, NULL)) != -1) {
         switch (opt) {
@@ -213,26 +212,18 @@ int main(int argc, char **argv)
         return 2;
     }
     bu_raise_nofile();
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0) {
+    if (bu_on_stop(on_signal) < 0) {
         perror("tcpfwd: sigaction");
         return 1;
     }
-    lfd = socket(ls.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (lfd < 0 || setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
-        perror("tcpfwd: socket");
+    lfd = bu_listen(&ls, llen, err, sizeof(err));
+    if (lfd < 0) {
+        fprintf(stderr, "tcpfwd: listen %s: %s\n", listen_arg, err);
         return 1;
     }
-    if (bind(lfd, (struct sockaddr *)&ls, llen) < 0 || listen(lfd, SOMAXCONN) < 0) {
-        fprintf(stderr, "tcpfwd: listen %s: %s\n", listen_arg, strerror(errno));
-        return 1;
-    }
-    llen = sizeof(ls);
     epfd = epoll_create1(EPOLL_CLOEXEC);
-    if (getsockname(lfd, (struct sockaddr *)&ls, &llen) < 0 || epfd < 0) {
-        perror("tcpfwd: epoll");
+    if (epfd < 0) {
+        perror("tcpfwd: epoll_create1");
         return 1;
     }
     /* Level-triggered: a batch limit or EMFILE leaves connections queued. */

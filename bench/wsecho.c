@@ -639,7 +639,7 @@ int main(int argc, char **argv)
     struct epoll_event ev;
     const char *listen_arg = "127.0.0.1:9000";
     char err[300], addr[80];
-    int opt, one = 1, rc;
+    int opt, rc;
 
     memset(&s, 0, sizeof(s));
     while ((opt = getopt_long(argc, argv, "l:qh", opts, NULL)) != -1) {
@@ -667,13 +667,12 @@ int main(int argc, char **argv)
         return 2;
     }
     bu_raise_nofile();
-    memset(&sa, 0, sizeof(sa));
-    sa.sa_handler = on_signal;
-    sigemptyset(&sa.sa_mask);
-    if (sigaction(SIGTERM, &sa, NULL) < 0 || sigaction(SIGINT, &sa, NULL) < 0) {
+    if (bu_on_stop(on_signal) < 0) {
         perror("wsecho: sigaction");
         return 1;
     }
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
     sa.sa_handler = SIG_IGN;
     if (sigaction(SIGPIPE, &sa, NULL) < 0) {
         perror("wsecho: sigaction");
@@ -687,26 +686,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "wsecho: out of memory\n");
         return 1;
     }
-    s.lfd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    s.lfd = bu_listen(&ss, sslen, err, sizeof(err));
     if (s.lfd < 0) {
-        perror("wsecho: socket");
-        return 1;
-    }
-    if (setsockopt(s.lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) < 0) {
-        perror("wsecho: setsockopt");
-        return 1;
-    }
-    if (bind(s.lfd, (struct sockaddr *)&ss, sslen) < 0) {
-        fprintf(stderr, "wsecho: bind %s: %s\n", listen_arg, strerror(errno));
-        return 1;
-    }
-    if (listen(s.lfd, SOMAXCONN) < 0) {
-        perror("wsecho: listen");
-        return 1;
-    }
-    sslen = sizeof(ss);
-    if (getsockname(s.lfd, (struct sockaddr *)&ss, &sslen) < 0) {
-        perror("wsecho: getsockname");
+        fprintf(stderr, "wsecho: listen %s: %s\n", listen_arg, err);
         return 1;
     }
     s.epfd = epoll_create1(EPOLL_CLOEXEC);
