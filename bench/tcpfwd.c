@@ -5,7 +5,11 @@
  * 64 KiB buffer per direction, unparsed. A benchmark reference, not a
  * proxy: no timeouts, no limits, no logging.
  *
- *   tcpfwd --listen 127.0.0.1:9001 --backend 127.0.0.1:9000
+ *   tcpfwd --listen 127.0.0.1:9001 --backend 127.0.0.1:9000 [--io uring]
+ *
+ * --io uring runs the same relay on io_uring instead (tcpfwd_uring.c): the
+ * floor for a proxy that batches its socket operations into one system
+ * call per loop pass.
  *
  * Prints "listening ADDR:PORT" on stdout once it accepts connections; a
  * half-close is passed on (shutdown of the other side's write half); exits
@@ -24,6 +28,7 @@
 #include <unistd.h>
 
 #include "benchutil.h"
+#include "tcpfwd.h"
 
 #define BUF_CAP      (64u * 1024) /* bytes buffered per direction */
 #define EVENTS       256          /* epoll events per wait */
@@ -163,80 +168,31 @@ static void accept_some(int lfd, int epfd, const struct sockaddr_storage *backen
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: tcpfwd --listen ADDR:PORT --backend ADDR:PORT\n"
+    fprintf(f, "usage: tcpfwd --listen ADDR:PORT --backend ADDR:PORT [--io epoll|uring]\n"
                "  --listen ADDR:PORT   address to listen on (port 0 picks one)\n"
-               "  --backend ADDR:PORT  where every connection is relayed to\n");
+               "  --backend ADDR:PORT  where every connection is relayed to\n"
+               "  --io epoll|uring     edge-triggered epoll and recv/send (the default),\n"
+               "                       or io_uring requests, submitted together\n");
 }
 
-int main(int argc, char **argv)
+/* The epoll back end: runs until SIGTERM/SIGINT. Returns 0, or -1 after
+ * printing why. */
+static int run_epoll(int lfd, const struct sockaddr_storage *bs, socklen_t blen)
 {
-    static const struct option opts[] = {
-        {"listen", required_argument, NULL, 'l'},
-        {"backend", required_argument, NULL, 'b'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
-    };
-    const char *listen_arg = NULL, *backend_arg = NULL;
-    struct sockaddr_storage ls, bs;
-    socklen_t llen, blen;
     struct epoll_event ev, evs[EVENTS];
-    char err[300], addr[80];
-    int opt, lfd, epfd;
+    int epfd = epoll_create1(EPOLL_CLOEXEC);
 
-    while ((opt = getopt_long(argc, argv, "l:b:h", opts, NULL)) != -1) {
-        switch (opt) {
-        case 'l':
-            listen_arg = optarg;
-            break;
-        case 'b':
-            backend_arg = optarg;
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (optind != argc || listen_arg == NULL || backend_arg == NULL) {
-        usage(stderr);
-        return 2;
-    }
-    if (bu_parse_hostport(listen_arg, &ls, &llen, err, sizeof(err)) < 0) {
-        fprintf(stderr, "tcpfwd: --listen %s\n", err);
-        return 2;
-    }
-    if (bu_parse_hostport(backend_arg, &bs, &blen, err, sizeof(err)) < 0) {
-        fprintf(stderr, "tcpfwd: --backend %s\n", err);
-        return 2;
-    }
-    bu_raise_nofile();
-    if (bu_on_stop(on_signal) < 0) {
-        perror("tcpfwd: sigaction");
-        return 1;
-    }
-    lfd = bu_listen(&ls, llen, err, sizeof(err));
-    if (lfd < 0) {
-        fprintf(stderr, "tcpfwd: listen %s: %s\n", listen_arg, err);
-        return 1;
-    }
-    epfd = epoll_create1(EPOLL_CLOEXEC);
     if (epfd < 0) {
         perror("tcpfwd: epoll_create1");
-        return 1;
+        return -1;
     }
     /* Level-triggered: a batch limit or EMFILE leaves connections queued. */
     ev.events = EPOLLIN;
     ev.data.ptr = NULL;
     if (epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &ev) < 0) {
         perror("tcpfwd: epoll_ctl");
-        return 1;
-    }
-    bu_format_addr(&ls, addr, sizeof(addr));
-    if (printf("listening %s\n", addr) < 0 || fflush(stdout) != 0) {
-        perror("tcpfwd: stdout");
-        return 1;
+        close(epfd);
+        return -1;
     }
     while (!stop) {
         int n = epoll_wait(epfd, evs, EVENTS, -1);
@@ -245,7 +201,8 @@ int main(int argc, char **argv)
             if (errno == EINTR)
                 continue;
             perror("tcpfwd: epoll_wait");
-            return 1;
+            close(epfd);
+            return -1;
         }
         for (int i = 0; i < n; i++) {
             struct end *e = evs[i].data.ptr;
@@ -253,7 +210,7 @@ int main(int argc, char **argv)
             int k, rc;
 
             if (e == NULL) {
-                accept_some(lfd, epfd, &bs, blen);
+                accept_some(lfd, epfd, bs, blen);
                 continue;
             }
             if (e == &skip)
@@ -285,6 +242,79 @@ int main(int argc, char **argv)
     while (pairs)
         close_pair(pairs);
     close(epfd);
-    close(lfd);
     return 0;
+}
+
+int main(int argc, char **argv)
+{
+    static const struct option opts[] = {
+        {"listen", required_argument, NULL, 'l'},
+        {"backend", required_argument, NULL, 'b'},
+        {"io", required_argument, NULL, 'i'},
+        {"help", no_argument, NULL, 'h'},
+        {NULL, 0, NULL, 0},
+    };
+    const char *listen_arg = NULL, *backend_arg = NULL;
+    struct sockaddr_storage ls, bs;
+    socklen_t llen, blen;
+    char err[300], addr[80];
+    bool uring = false;
+    int opt, lfd, rc;
+
+    while ((opt = getopt_long(argc, argv, "l:b:h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 'l':
+            listen_arg = optarg;
+            break;
+        case 'b':
+            backend_arg = optarg;
+            break;
+        case 'i':
+            if (strcmp(optarg, "epoll") != 0 && strcmp(optarg, "uring") != 0) {
+                fprintf(stderr, "tcpfwd: --io %s: want epoll or uring\n", optarg);
+                usage(stderr);
+                return 2;
+            }
+            uring = optarg[0] == 'u';
+            break;
+        case 'h':
+            usage(stdout);
+            return 0;
+        default:
+            usage(stderr);
+            return 2;
+        }
+    }
+    if (optind != argc || listen_arg == NULL || backend_arg == NULL) {
+        usage(stderr);
+        return 2;
+    }
+    if (bu_parse_hostport(listen_arg, &ls, &llen, err, sizeof(err)) < 0) {
+        fprintf(stderr, "tcpfwd: --listen %s\n", err);
+        return 2;
+    }
+    if (bu_parse_hostport(backend_arg, &bs, &blen, err, sizeof(err)) < 0) {
+        fprintf(stderr, "tcpfwd: --backend %s\n", err);
+        return 2;
+    }
+    bu_raise_nofile();
+    if (bu_on_stop(on_signal) < 0) {
+        perror("tcpfwd: sigaction");
+        return 1;
+    }
+    if (uring && tcpfwd_uring_init() < 0)
+        return 1;
+    lfd = bu_listen(&ls, llen, err, sizeof(err));
+    if (lfd < 0) {
+        fprintf(stderr, "tcpfwd: listen %s: %s\n", listen_arg, err);
+        return 1;
+    }
+    bu_format_addr(&ls, addr, sizeof(addr));
+    if (printf("listening %s\n", addr) < 0 || fflush(stdout) != 0) {
+        perror("tcpfwd: stdout");
+        return 1;
+    }
+    rc = uring ? tcpfwd_uring_run(lfd, &bs, blen, &stop) : run_epoll(lfd, &bs, blen);
+    close(lfd);
+    return rc < 0 ? 1 : 0;
 }

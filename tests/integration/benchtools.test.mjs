@@ -450,9 +450,9 @@ describe('wsbench against wsecho', () => {
     });
 });
 
-/** tcpfwd in front of a backend on `port`; resolves with the started process and its port. */
-async function startTcpfwd(port) {
-    const p = startProc(TCPFWD_BIN, ['--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${port}`]);
+/** tcpfwd (back end `io`) in front of a backend on `port`; resolves with the started process and its port. */
+async function startTcpfwd(port, io) {
+    const p = startProc(TCPFWD_BIN, ['--listen', '127.0.0.1:0', '--backend', `127.0.0.1:${port}`, '--io', io]);
     try {
         const line = await p.waitLine(/^listening /, 5000, 'the "listening" line');
         p.port = Number(/:(\d+)$/.exec(line)[1]);
@@ -474,12 +474,12 @@ function socketCount(pid) {
     }).length;
 }
 
-describe('tcpfwd (the bare relay bench-compare uses as a floor)', () => {
+for (const io of ['epoll', 'uring']) describe(`tcpfwd --io ${io} (the bare relay bench-compare uses as a floor)`, () => {
     let echo;
     let fwd;
     before(async () => {
         echo = await startWsecho();
-        fwd = await startTcpfwd(echo.port);
+        fwd = await startTcpfwd(echo.port, io);
     });
     after(async () => {
         for (const p of [fwd, echo]) {
@@ -515,7 +515,7 @@ describe('tcpfwd (the bare relay bench-compare uses as a floor)', () => {
             s.on('end', () => s.end(`${got}|bye`));
         });
         await new Promise((r) => server.listen(0, '127.0.0.1', r));
-        const f = await startTcpfwd(server.address().port);
+        const f = await startTcpfwd(server.address().port, io);
         try {
             const sock = net.connect(f.port, '127.0.0.1');
             let reply = '';
@@ -537,12 +537,43 @@ describe('tcpfwd (the bare relay bench-compare uses as a floor)', () => {
         assert.ok(j.messages > 0);
     });
 
+    test('closes the client when the backend refuses the connection', { timeout: 10000 }, async () => {
+        // A port nothing listens on: bind one, note it, close it.
+        const tmp = net.createServer();
+        await new Promise((r) => tmp.listen(0, '127.0.0.1', r));
+        const dead = tmp.address().port;
+        await new Promise((r) => tmp.close(r));
+        const f = await startTcpfwd(dead, io);
+        try {
+            const base = socketCount(f.pid);
+            const sock = net.connect(f.port, '127.0.0.1');
+            sock.on('error', () => {});
+            const closed = new Promise((r) => sock.on('close', r));
+            sock.write('hello');
+            await withTimeout(closed, 5000, 'the client to be closed');
+            const end = Date.now() + 5000;
+            while (socketCount(f.pid) !== base && Date.now() < end) await new Promise((r) => setTimeout(r, 20));
+            assert.equal(socketCount(f.pid), base, 'no socket left behind');
+        } finally {
+            const r = await f.stop();
+            assert.equal(r.code, 0, `exit on SIGTERM: ${JSON.stringify(r)}; stderr:\n${f.stderr}`);
+        }
+    });
+});
+
+describe('tcpfwd usage', () => {
     test('usage errors exit 2', { timeout: 10000 }, async () => {
-        for (const args of [[], ['--listen', '127.0.0.1:0'], ['--listen', 'nowhere', '--backend', '127.0.0.1:1']]) {
+        const cases = [
+            [[], /usage/],
+            [['--listen', '127.0.0.1:0'], /usage/],
+            [['--listen', 'nowhere', '--backend', '127.0.0.1:1'], /--listen/],
+            [['--listen', '127.0.0.1:0', '--backend', '127.0.0.1:1', '--io', 'poll'], /--io poll: want epoll or uring/],
+        ];
+        for (const [args, want] of cases) {
             const p = startProc(TCPFWD_BIN, args);
             const r = await withTimeout(p.exited, 5000, 'tcpfwd to exit');
             assert.equal(r.code, 2, `tcpfwd ${args.join(' ')}: ${JSON.stringify(r)} ${p.stderr}`);
-            assert.match(p.stderr, /usage|--listen/);
+            assert.match(p.stderr, want);
         }
     });
 });
