@@ -96,6 +96,18 @@ function tree(pid) {
   return out;
 }
 const TICK = +spawnSync('getconf', ['CLK_TCK']).stdout.toString() || 100;
+// CPU 1's busy and total time (clock ticks) from /proc/stat: the load
+// generator and the echo backend run there, so its share of busy time
+// shows whether the tools, not the proxy, limit a run.
+function cpu1Ticks() {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith('cpu1 '));
+  if (!line) return null;
+  const v = line.trim().split(/\s+/).slice(1).map(Number); // user nice system idle iowait irq softirq steal
+  const idle = v[3] + v[4];
+  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+  return { busy: total - idle, total };
+}
+
 function cpuNs(pid) {
   let t = 0;
   for (const p of tree(pid)) {
@@ -133,6 +145,15 @@ const TARGETS = {
     label: 'TCP relay',
     async start(port, backend, pinned) {
       const args = ['--listen', `127.0.0.1:${port}`, '--backend', backend];
+      return pinned ? start('taskset', ['-c', '0', TCPFWD, ...args]) : start(TCPFWD, args);
+    },
+  },
+  // The same relay on io_uring: the floor for a proxy that batches its
+  // socket operations into one system call per loop pass.
+  tcpfwdUring: {
+    label: 'TCP relay io_uring',
+    async start(port, backend, pinned) {
+      const args = ['--listen', `127.0.0.1:${port}`, '--backend', backend, '--io', 'uring'];
       return pinned ? start('taskset', ['-c', '0', TCPFWD, ...args]) : start(TCPFWD, args);
     },
   },
@@ -243,9 +264,15 @@ async function main() {
         const r = running[t];
         const url = `ws://127.0.0.1:${r.port}/`;
         const c0 = r.proc ? cpuNs(r.proc.pid) : 0;
+        const l0 = cpu1Ticks();
         const j = bench(WORKLOADS[wl](url), (DURATION + WARMUP + 60) * 1000);
         const c1 = r.proc ? cpuNs(r.proc.pid) : 0;
-        if (wl === 'small') { put('small', t, j.msgs_per_s); if (r.proc) put('small_cpu', t, (c1 - c0) / (j.msgs_per_s * (DURATION + WARMUP))); }
+        const l1 = cpu1Ticks();
+        if (wl === 'small') {
+          put('small', t, j.msgs_per_s);
+          if (r.proc) put('small_cpu', t, (c1 - c0) / (j.msgs_per_s * (DURATION + WARMUP)));
+          if (l0 && l1 && l1.total > l0.total) put('small_load', t, (100 * (l1.busy - l0.busy)) / (l1.total - l0.total));
+        }
         if (wl === 'bulk') put('bulk', t, j.mb_per_s);
         if (wl === 'latency') { put('p50', t, j.latency_us.p50); put('p99', t, j.latency_us.p99); put('p999', t, j.latency_us.p999); }
         if (wl === 'churn') put('churn', t, j.connects_per_s);
@@ -257,7 +284,7 @@ async function main() {
       stopTargets(running);
       running = await startTargets(backend, true);
       for (const t of order) {
-        if (t === 'direct' || t === 'tcpfwd') continue; // the relay's buffers are a choice, not a floor
+        if (!TARGETS[t].start || t.startsWith('tcpfwd')) continue; // the relays' buffers are a choice, not a floor
         const g = await idleGrowth(t, running, size);
         put(size === 32 ? 'idle' : 'idle64k', t, g);
         process.stderr.write(`round ${round} idle ${size} ${t}: ${g.toFixed(0)} B/conn\n`);
@@ -284,6 +311,7 @@ async function main() {
   const rows = [
     ['small messages (msgs/s, 64×16×32 B)', 'small', 0, true],
     ['proxy CPU per echoed message (ns)', 'small_cpu', 0, false],
+    ['small: CPU 1 (wsbench + wsecho) busy (%)', 'small_load', 0, null], // no ratio: a condition, not a score
     ['bulk (MB/s, 16×4×64 KiB)', 'bulk', 1, true],
     ['latency p50 (µs, 10k msgs/s)', 'p50', 0, false],
     ['latency p99 (µs)', 'p99', 0, false],
@@ -308,10 +336,10 @@ async function main() {
     const pv = peers.map((p) => med(res[key]?.[p] ?? [])).filter((v) => !Number.isNaN(v));
     const best = higherBetter ? Math.max(...pv) : Math.min(...pv);
     const w = med(res[key]?.wsgate ?? []);
-    const ratio = pv.length && !Number.isNaN(w) ? (higherBetter ? w / best : best / w).toFixed(2) + '×' : '—';
+    const ratio = higherBetter !== null && pv.length && !Number.isNaN(w) ? (higherBetter ? w / best : best / w).toFixed(2) + '×' : '—';
     // The same ratio within each round: runs minutes apart share the
     // host's conditions, so its spread shows how far to trust the median.
-    const per = (res[key]?.wsgate ?? []).map((wv, r) => {
+    const per = (higherBetter === null ? [] : res[key]?.wsgate ?? []).map((wv, r) => {
       const pr = peers.map((p) => res[key]?.[p]?.[r]).filter((v) => v !== undefined);
       if (!pr.length) return null;
       const b = higherBetter ? Math.max(...pr) : Math.min(...pr);
@@ -320,7 +348,7 @@ async function main() {
     out += `| ${label} | ${cells.join(' | ')} | ${ratio} | ${per.join(', ') || '—'} |\n`;
   }
   const machine = `${cpus().length} × ${cpus()[0].model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${spawnSync('uname', ['-sr']).stdout.toString().trim()}`;
-  const header = `wsgate bench-compare, ${new Date().toISOString()}\nmachine: ${machine}\nrounds: ${ROUNDS}, ${DURATION} s per run after ${WARMUP} s warm-up; medians. (×) = ratio to direct; wsgate ÷ best peer: wsgate's advantage over the best peer configuration (>1 is better), from the medians and within each round. TCP relay: bench/tcpfwd, a bare recv/send relay (no HTTP, no WebSocket; one thread), a floor for any proxy, not a peer.\n\n`;
+  const header = `wsgate bench-compare, ${new Date().toISOString()}\nmachine: ${machine}\nrounds: ${ROUNDS}, ${DURATION} s per run after ${WARMUP} s warm-up; medians. (×) = ratio to direct; wsgate ÷ best peer: wsgate's advantage over the best peer configuration (>1 is better), from the medians and within each round. TCP relay: bench/tcpfwd, a bare recv/send relay (no HTTP, no WebSocket; one thread), a floor for any proxy, not a peer; io_uring: the same relay with io_uring requests (tcpfwd --io uring). CPU 1 busy: the share of the load generator's and echo server's core that was busy during the small run (near 100% means the tools, not the proxy, set the rate).\n\n`;
   process.stdout.write(header + out);
   mkdirSync(join(root, 'bench/results'), { recursive: true });
   writeFileSync(join(root, 'bench/results/latest.md'), header + out);
