@@ -103,8 +103,7 @@ static void free_pair(struct upair *p)
         p->next->prev = p->prev;
     close(p->fd[0]);
     close(p->fd[1]);
-    free(p->d[0].buf);
-    free(p->d[1].buf);
+    free(p->d[0].buf); /* both directions' buffers */
     free(p);
 }
 
@@ -125,19 +124,19 @@ static void new_pair(int c, const struct sockaddr_storage *backend, socklen_t ba
 {
     int one = 1, b = socket(backend->ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
     struct upair *p = calloc(1, sizeof(*p));
+    uint8_t *buf = malloc(2 * BUF_CAP); /* both directions' buffers */
     struct io_uring_sqe *sqe;
 
-    if (p)
-        p->d[0].buf = malloc(BUF_CAP), p->d[1].buf = malloc(BUF_CAP);
-    if (b < 0 || p == NULL || p->d[0].buf == NULL || p->d[1].buf == NULL) {
+    if (b < 0 || p == NULL || buf == NULL) {
         close(c);
         if (b >= 0)
             close(b);
-        if (p)
-            free(p->d[0].buf), free(p->d[1].buf);
         free(p);
+        free(buf);
         return;
     }
+    p->d[0].buf = buf;
+    p->d[1].buf = buf + BUF_CAP;
     setsockopt(c, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     setsockopt(b, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     p->fd[0] = c;
@@ -159,7 +158,7 @@ static void post_accept(int lfd)
     struct io_uring_sqe *sqe = get_sqe();
 
     if (sqe == NULL)
-        return; /* cannot happen after a submit; the next pass retries */
+        return; /* cannot happen: get_sqe submits to make room */
     io_uring_prep_multishot_accept(sqe, lfd, NULL, NULL, SOCK_CLOEXEC);
     io_uring_sqe_set_data64(sqe, TAG_LISTEN);
 }
