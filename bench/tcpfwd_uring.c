@@ -23,9 +23,9 @@
 #include "tcpfwd.h"
 
 #define RING_SQ 4096 /* submission entries */
-#define RING_CQ                                                                                    \
-    16384 /* completions: one request per direction, so 8192 pairs fit (the kernel keeps any       \
-             overflow) */
+/* Completions: one request per direction is in flight, so 8192 pairs fit;
+ * the kernel keeps any overflow until there is room. */
+#define RING_CQ    16384
 #define BUF_CAP    (64u * 1024)
 #define TAG_LISTEN 1u /* user_data of the multishot accept */
 
@@ -238,8 +238,11 @@ int tcpfwd_uring_run(int lfd, const struct sockaddr_storage *backend, socklen_t 
 
             seen++;
             if (ud == TAG_LISTEN) {
+                /* The kernel ended the multishot (an error such as EMFILE
+                 * ends it): re-arm, as the epoll back end keeps its
+                 * listener level-triggered. */
                 if (!(cqe->flags & IORING_CQE_F_MORE))
-                    post_accept(lfd); /* the kernel ended the multishot: re-arm */
+                    post_accept(lfd);
                 if (cqe->res >= 0)
                     new_pair(cqe->res, backend, backend_len);
                 continue;

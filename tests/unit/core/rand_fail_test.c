@@ -110,7 +110,7 @@ static void kernel_takes_over(void **state)
     release();
     assert_int_equal(rc, 0);
     assert_int_equal(openssl_calls, 3);
-    assert_int_equal(kernel_calls, 3);
+    assert_true(kernel_calls >= 3); /* getrandom may return short reads */
     assert_memory_not_equal(a, a + RNG_BUF, RNG_BUF);
     assert_memory_not_equal(a + RNG_BUF, a + 2 * RNG_BUF, RNG_BUF);
     assert_string_equal(logged(), "");
