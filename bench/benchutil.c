@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -28,6 +29,39 @@ uint64_t bu_now_ns(void)
     /* CLOCK_MONOTONIC cannot fail with a valid pointer (clock_gettime(2)). */
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int bu_rand_init(struct bu_rand *r)
+{
+    uint8_t *p = (uint8_t *)&r->s;
+    size_t got = 0;
+
+    /* getrandom(2) may return fewer bytes than asked when a signal arrives. */
+    while (got < sizeof(r->s)) {
+        ssize_t n = getrandom(p + got, sizeof(r->s) - got, 0);
+
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            return -1;
+        }
+        got += (size_t)n;
+    }
+    return 0;
+}
+
+void bu_rand_bytes(struct bu_rand *r, void *p, size_t n)
+{
+    uint8_t *d = p;
+
+    while (n > 0) {
+        uint64_t v = bu_rand_next(r);
+        size_t take = n < sizeof(v) ? n : sizeof(v);
+
+        memcpy(d, &v, take);
+        d += take;
+        n -= take;
+    }
 }
 
 int bu_pool_init(struct bu_pool *pool, size_t size, size_t maxfree)

@@ -15,6 +15,32 @@
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t bu_now_ns(void);
 
+/* A fast generator for masking keys, key nonces and payload templates:
+ * SplitMix64 (Steele, Lea and Flood, "Fast splittable pseudorandom number
+ * generators", OOPSLA 2014), seeded from getrandom(2). Not cryptographic:
+ * a load tool only needs keys that vary from frame to frame (RFC 6455 §5.3
+ * asks clients for unpredictable ones to protect intermediaries from cache
+ * poisoning, which a benchmark on 127.0.0.1 does not face). One per thread. */
+struct bu_rand {
+    uint64_t s; /* state: advances by a fixed odd constant per draw */
+};
+
+/* Seed r from the kernel. Returns 0, or -1 with errno set. */
+int bu_rand_init(struct bu_rand *r);
+
+/* The next 64 random bits. */
+static inline uint64_t bu_rand_next(struct bu_rand *r)
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15u);
+
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+    return z ^ (z >> 31);
+}
+
+/* Fill p[0..n) with random bytes. */
+void bu_rand_bytes(struct bu_rand *r, void *p, size_t n);
+
 /* Fixed-size byte buffers handed out from a free list, so an idle connection
  * holds none and a busy one does not call malloc per message. */
 struct bu_pool {

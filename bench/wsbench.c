@@ -40,7 +40,6 @@
 
 #include "benchutil.h"
 #include "core/err.h"
-#include "core/rand.h"
 #include "ws/frame.h"
 
 #define IN_CAP          (64 * 1024)  /* input buffer bytes per busy connection */
@@ -174,7 +173,7 @@ struct worker {
     struct conn *start_tail;
     unsigned handshaking; /* connects + upgrades in progress */
     unsigned max_handshaking;
-    struct rng rng;
+    struct bu_rand rng;          /* masking keys and key nonces */
     struct bu_pool inpool;       /* IN_CAP-byte buffers */
     struct bu_pool outpool;      /* OUT_CAP-byte buffers */
     struct ws_rules rules;       /* server-frame rules */
@@ -533,7 +532,7 @@ static bool put_control(struct worker *w, struct conn *c, uint8_t op, const uint
 
     if (!o)
         return false;
-    k = rng_u32(&w->rng);
+    k = (uint32_t)bu_rand_next(&w->rng);
     h = ws_frame_write(o, true, op, (const uint8_t *)&k, n);
     memcpy(o + h, p, n);
     ws_mask(o + h, n, (const uint8_t *)&k, 0);
@@ -567,14 +566,16 @@ static void fill(struct worker *w, struct conn *c)
             }
             if (c->q_seq != c->send_seq) {
                 uint64_t seq = c->q_seq;
+                uint32_t k;
 
                 if (len >= OUT_FILL)
                     return;
                 o = out_room(w, c, WS_MAX_HEADER, &room);
                 if (!o)
                     return;
-                /* RFC 6455 §5.3: a fresh, unpredictable key for every frame. */
-                rng_bytes(&w->rng, c->key, sizeof(c->key));
+                /* RFC 6455 §5.3: a fresh key for every frame. */
+                k = (uint32_t)bu_rand_next(&w->rng);
+                memcpy(c->key, &k, sizeof(c->key));
                 c->out.tail += ws_frame_write(o, true, op, c->key, size);
                 enc(c->head, r->seq_syms, seq);
                 if (r->hlen == HEAD_FULL)
@@ -905,7 +906,7 @@ static void connected(struct worker *w, struct conn *c)
         fail(c, "getsockopt SO_ERROR: %s", strerror(errno));
     if (err != 0)
         fail(c, "connect to %s: %s", cfg->url, strerror(err));
-    rng_bytes(&w->rng, nonce, sizeof(nonce));
+    bu_rand_bytes(&w->rng, nonce, sizeof(nonce));
     bu_ws_key(nonce, key);
     bu_ws_accept(key, BU_KEY_LEN, c->accept);
     o = out_room(w, c, 4096, &room);
@@ -1441,7 +1442,7 @@ static void parse_args(struct config *cfg, int argc, char **argv)
         die("--sources needs an IPv4 server address");
 }
 
-static void make_template(struct run *r, struct rng *rng)
+static void make_template(struct run *r, struct bu_rand *rng)
 {
     static const char alnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     const struct config *cfg = r->cfg;
@@ -1449,7 +1450,7 @@ static void make_template(struct run *r, struct rng *rng)
     r->tmpl = malloc(cfg->size ? cfg->size : 1);
     if (!r->tmpl)
         die("out of memory");
-    rng_bytes(rng, r->tmpl, cfg->size);
+    bu_rand_bytes(rng, r->tmpl, cfg->size);
     if (!cfg->binary) {
         /* Text must be valid UTF-8 (RFC 6455 §5.6): plain ASCII is. */
         for (uint64_t i = 0; i < cfg->size; i++)
@@ -1476,7 +1477,7 @@ static void setup_worker(struct worker *w, struct run *r, unsigned id)
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
     if (w->epfd < 0)
         die("epoll_create1: %s", strerror(errno));
-    if (rng_init(&w->rng) < 0)
+    if (bu_rand_init(&w->rng) < 0)
         die("getrandom: %s", strerror(errno));
     if (bu_pool_init(&w->inpool, IN_CAP, POOL_SPARE) < 0 ||
         bu_pool_init(&w->outpool, OUT_CAP, POOL_SPARE) < 0)
@@ -1614,7 +1615,7 @@ int main(int argc, char **argv)
     static struct run r;
     struct worker *ws;
     struct sigaction sa;
-    struct rng rng;
+    struct bu_rand rng;
     unsigned long nofile;
 
     sym_init();
@@ -1635,7 +1636,7 @@ int main(int argc, char **argv)
     if (prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL) < 0)
         die("prctl: %s", strerror(errno));
     r.cfg = &cfg;
-    if (rng_init(&rng) < 0)
+    if (bu_rand_init(&rng) < 0)
         die("getrandom: %s", strerror(errno));
     make_template(&r, &rng);
     r.origin = bu_now_ns();
