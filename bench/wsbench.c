@@ -63,6 +63,7 @@
 #define TS_SYMS         10 /* timestamp symbols in a full header */
 #define SEQ_SYMS_SHORT  4  /* sequence symbols in a short header */
 #define MAX_SIZE        (1ULL << 30)
+#define WHOLE_MAX       2048 /* payloads up to this size are serialised a frame at a time */
 
 enum mode { MODE_CLOSED, MODE_OPEN, MODE_IDLE, MODE_CHURN };
 
@@ -107,16 +108,23 @@ struct config {
 /* State shared by the worker threads. */
 struct run {
     const struct config *cfg;
-    uint8_t *tmpl;            /* size bytes: the payload after the header */
-    unsigned hlen;            /* header bytes at the start of each payload */
-    unsigned seq_syms;        /* sequence symbols in the header */
-    uint64_t seq_mod;         /* sequence numbers are compared modulo this */
-    uint64_t origin;          /* monotonic ns that embedded timestamps count from */
-    _Atomic uint64_t t_start; /* monotonic ns when all connections were open, 0 before */
-    _Atomic uint64_t t_stop;  /* monotonic ns when the measured window ended, 0 before */
-    _Atomic uint64_t t_ready; /* idle: monotonic ns when all echoes came back */
-    atomic_ulong opened;      /* connections upgraded at least once */
-    atomic_ulong ready;       /* idle: connections whose first echo came back */
+    uint8_t *tmpl;                /* size bytes: the payload after the header */
+    unsigned hlen;                /* header bytes at the start of each payload */
+    unsigned seq_syms;            /* sequence symbols in the header */
+    uint64_t seq_mod;             /* sequence numbers are compared modulo this */
+    uint64_t origin;              /* monotonic ns that embedded timestamps count from */
+    uint8_t fhead[WS_MAX_HEADER]; /* frame header of every message, without the masking key */
+    unsigned fhlen;               /* bytes of fhead */
+    size_t flen;                  /* bytes of a whole message frame: fhead, key, payload */
+    bool whole;                   /* message frames are serialised whole (size <= WHOLE_MAX) */
+    uint8_t ehead[WS_MAX_HEADER]; /* frame header every echo must start with */
+    unsigned ehlen;               /* bytes of ehead */
+    size_t eflen;                 /* bytes of a whole echo frame */
+    _Atomic uint64_t t_start;     /* monotonic ns when all connections were open, 0 before */
+    _Atomic uint64_t t_stop;      /* monotonic ns when the measured window ended, 0 before */
+    _Atomic uint64_t t_ready;     /* idle: monotonic ns when all echoes came back */
+    atomic_ulong opened;          /* connections upgraded at least once */
+    atomic_ulong ready;           /* idle: connections whose first echo came back */
 };
 
 struct worker;
@@ -179,6 +187,10 @@ struct worker {
     struct ws_rules rules;       /* server-frame rules */
     uint64_t now;                /* monotonic ns, refreshed after each wait and read */
     uint64_t last_sweep;         /* monotonic ns of the last deadline sweep */
+    uint64_t win_start;          /* monotonic ns: measured window start, 0 until known */
+    uint64_t win_end;            /* monotonic ns: measured window end, 0 until known */
+    uint64_t tx_ts;              /* monotonic ns whose symbols tx_syms holds, 0 for none */
+    uint8_t tx_syms[TS_SYMS];    /* tx_ts - origin in symbols: a batch shares one send time */
     uint64_t sched_n;            /* open loop: messages scheduled so far */
     double interval;             /* open loop: ns between two of this worker's messages */
     size_t rr;                   /* open loop: next connection to send on */
@@ -202,20 +214,39 @@ static void on_signal(int sig)
 
 static const char sym[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
 static int8_t sym_val[256];
+static uint8_t sym_pair[4096][2]; /* the two symbols of each 12-bit value */
 
 static void sym_init(void)
 {
     memset(sym_val, -1, sizeof(sym_val));
     for (int i = 0; i < 64; i++)
         sym_val[(uint8_t)sym[i]] = (int8_t)i;
+    for (int i = 0; i < 4096; i++) {
+        sym_pair[i][0] = (uint8_t)sym[i >> 6];
+        sym_pair[i][1] = (uint8_t)sym[i & 63];
+    }
 }
 
+/* The low 6n bits of v as n symbols, most significant first; two symbols
+ * per table lookup, since every message carries up to 16 of them. */
 static void enc(uint8_t *p, unsigned n, uint64_t v)
 {
-    while (n-- > 0) {
-        p[n] = (uint8_t)sym[v & 63];
-        v >>= 6;
+    while (n >= 2) {
+        n -= 2;
+        memcpy(p + n, sym_pair[v & 4095], 2);
+        v >>= 12;
     }
+    if (n)
+        p[0] = (uint8_t)sym[v & 63];
+}
+
+/* enc(p, SEQ_SYMS_FULL, v) unrolled: the sequence field of every message
+ * is written once and checked once. */
+static inline void enc_seq(uint8_t *p, uint64_t v)
+{
+    memcpy(p, sym_pair[v >> 24 & 4095], 2);
+    memcpy(p + 2, sym_pair[v >> 12 & 4095], 2);
+    memcpy(p + 4, sym_pair[v & 4095], 2);
 }
 
 static int dec(const uint8_t *p, unsigned n, uint64_t *v)
@@ -311,7 +342,7 @@ static uint64_t hist_value(unsigned i)
     return (m << e) + ((1ULL << e) - 1) / 2;
 }
 
-static void hist_add(struct worker *w, uint64_t v)
+static inline void hist_add(struct worker *w, uint64_t v)
 {
     w->hist[hist_index(v)]++;
     if (v > w->lat_max)
@@ -369,7 +400,7 @@ static void ring_init(struct conn *c, uint64_t want)
     c->ring_mask = n - 1;
 }
 
-static void ring_grow(struct conn *c)
+__attribute__((cold)) static void ring_grow(struct conn *c)
 {
     uint64_t n = (c->ring_mask + 1) * 2, *r;
 
@@ -389,7 +420,7 @@ static void ring_grow(struct conn *c)
 }
 
 /* Queue one message whose send time is ts. */
-static void schedule(struct worker *w, struct conn *c, uint64_t ts)
+static inline void schedule(struct worker *w, struct conn *c, uint64_t ts)
 {
     if (c->send_seq - c->recv_seq > c->ring_mask)
         ring_grow(c);
@@ -422,29 +453,36 @@ static void close_fd(struct worker *w, struct conn *c)
     bu_buf_drop(&w->outpool, &c->out);
 }
 
-static bool in_window(const struct run *r, uint64_t now)
+static uint64_t secs(double s)
 {
-    uint64_t t0 = atomic_load_explicit(&r->t_start, memory_order_relaxed);
-    uint64_t ws, we;
+    return (uint64_t)(s * 1e9);
+}
 
-    if (t0 == 0)
-        return false;
-    ws = t0 + (uint64_t)(r->cfg->warmup * 1e9);
-    we = ws + (uint64_t)(r->cfg->duration * 1e9);
-    return now >= ws && now < we;
+/* True when t (monotonic ns) falls in the measured window. The bounds are
+ * worked out once, as soon as the start time is known, not per message. */
+static inline bool in_window(struct worker *w, uint64_t t)
+{
+    if (w->win_end == 0) {
+        const struct run *r = w->run;
+        uint64_t t0 = atomic_load_explicit(&r->t_start, memory_order_relaxed);
+
+        if (t0 == 0)
+            return false;
+        w->win_start = t0 + secs(r->cfg->warmup);
+        w->win_end = w->win_start + secs(r->cfg->duration);
+    }
+    return t >= w->win_start && t < w->win_end;
 }
 
 /* The connection ended cleanly. */
 static void finish(struct worker *w, struct conn *c)
 {
-    const struct run *r = w->run;
-
     close_fd(w, c);
     if (c->state == CS_CONNECTING || c->state == CS_HANDSHAKE)
         w->handshaking--;
     c->state = CS_DONE;
     if (w->cfg->mode == MODE_CHURN) {
-        if (in_window(r, w->now)) {
+        if (in_window(w, w->now)) {
             w->messages++;
             hist_add(w, w->now - c->cycle_start);
         }
@@ -540,6 +578,66 @@ static bool put_control(struct worker *w, struct conn *c, uint8_t op, const uint
     return true;
 }
 
+/* The payload header of message seq into head[0..hlen). */
+static inline void make_head(struct worker *w, const struct conn *c, uint64_t seq, uint8_t *head)
+{
+    const struct run *r = w->run;
+
+    if (r->seq_syms == SEQ_SYMS_FULL)
+        enc_seq(head, seq);
+    else
+        enc(head, r->seq_syms, seq);
+    if (r->hlen == HEAD_FULL) {
+        uint64_t ts = c->ring[seq & c->ring_mask];
+
+        if (ts != w->tx_ts) {
+            enc(w->tx_syms, TS_SYMS, ts - r->origin);
+            w->tx_ts = ts;
+        }
+        memcpy(head + SEQ_SYMS_FULL, w->tx_syms, TS_SYMS);
+    }
+}
+
+/* Message seq as one whole masked frame at o[0..flen). */
+static void put_message(struct worker *w, const struct conn *c, uint8_t *o, uint64_t seq)
+{
+    const struct run *r = w->run;
+    const size_t size = (size_t)w->cfg->size;
+    /* RFC 6455 §5.3: a fresh key for every frame. */
+    const uint32_t k = (uint32_t)bu_rand_next(&w->rng);
+    const uint64_t kw = (uint64_t)k << 32 | k; /* the key twice: 8 bytes at key phase 0 */
+    uint8_t head[HEAD_FULL], kb[4], *p;
+    size_t i = 0;
+    uint64_t v;
+
+    memcpy(o, r->fhead, 2);
+    if (r->fhlen > 2)
+        memcpy(o + 2, r->fhead + 2, r->fhlen - 2);
+    memcpy(o + r->fhlen, &k, sizeof(k));
+    memcpy(kb, &k, sizeof(kb));
+    p = o + r->fhlen + sizeof(k);
+    make_head(w, c, seq, head);
+    /* Copy and mask in one pass, a word at a time: the header's 16 bytes
+     * are two words, so the template part starts at key phase 0 too. */
+    if (r->hlen == HEAD_FULL) {
+        for (; i < HEAD_FULL; i += 8) {
+            memcpy(&v, head + i, 8);
+            v ^= kw;
+            memcpy(p + i, &v, 8);
+        }
+        for (; i + 8 <= size; i += 8) {
+            memcpy(&v, r->tmpl + i, 8);
+            v ^= kw;
+            memcpy(p + i, &v, 8);
+        }
+    } else {
+        for (; i < r->hlen; i++)
+            p[i] = head[i] ^ kb[i & 3];
+    }
+    for (; i < size; i++)
+        p[i] = r->tmpl[i] ^ kb[i & 3];
+}
+
 /* Serialise what is owed (pongs, messages, the close frame) into the output
  * until it holds OUT_FILL bytes. */
 static void fill(struct worker *w, struct conn *c)
@@ -564,8 +662,30 @@ static void fill(struct worker *w, struct conn *c)
                 c->pong_pending = false;
                 continue;
             }
+            if (c->q_seq != c->send_seq && r->whole) {
+                uint64_t todo = c->send_seq - c->q_seq;
+
+                /* Every message that fits, with one room check: frames up
+                 * to WHOLE_MAX fit whenever fewer than OUT_FILL bytes are
+                 * queued. */
+                if (len >= OUT_FILL)
+                    return;
+                o = out_room(w, c, r->flen, &room);
+                if (!o)
+                    return;
+                n = room / r->flen;
+                if (n > (OUT_FILL - len + r->flen - 1) / r->flen)
+                    n = (OUT_FILL - len + r->flen - 1) / r->flen;
+                if (n > todo)
+                    n = (size_t)todo;
+                for (size_t i = 0; i < n; i++, o += r->flen)
+                    put_message(w, c, o, c->q_seq + i);
+                c->q_seq += n;
+                c->out.tail += n * r->flen;
+                w->sent += n;
+                continue;
+            }
             if (c->q_seq != c->send_seq) {
-                uint64_t seq = c->q_seq;
                 uint32_t k;
 
                 if (len >= OUT_FILL)
@@ -577,9 +697,7 @@ static void fill(struct worker *w, struct conn *c)
                 k = (uint32_t)bu_rand_next(&w->rng);
                 memcpy(c->key, &k, sizeof(c->key));
                 c->out.tail += ws_frame_write(o, true, op, c->key, size);
-                enc(c->head, r->seq_syms, seq);
-                if (r->hlen == HEAD_FULL)
-                    enc(c->head + SEQ_SYMS_FULL, TS_SYMS, c->ring[seq & c->ring_mask] - r->origin);
+                make_head(w, c, c->q_seq, c->head);
                 c->cur_off = 0;
                 c->out_open = size > 0;
                 if (!c->out_open) {
@@ -668,7 +786,9 @@ static void on_open(struct worker *w, struct conn *c)
 }
 
 /* One echo fully received and verified up to its last byte. */
-static void on_echo(struct worker *w, struct conn *c)
+/* rh: the echo's payload header (r->hlen bytes), borrowed. */
+__attribute__((always_inline)) static inline void on_echo(struct worker *w, struct conn *c,
+                                                          const uint8_t *rh)
 {
     struct run *r = w->run;
     const struct config *cfg = w->cfg;
@@ -677,16 +797,26 @@ static void on_echo(struct worker *w, struct conn *c)
     if (c->recv_seq == c->send_seq)
         fail(c, "received a message that was never sent");
     if (r->seq_syms > 0) {
-        if (dec(c->rhead, r->seq_syms, &got) < 0)
-            fail(c, "echo header is not one this tool wrote (sequence field '%.*s')",
-                 (int)r->seq_syms, (const char *)c->rhead);
-        if (got != c->recv_seq % r->seq_mod)
+        uint8_t want[SEQ_SYMS_FULL];
+
+        /* Each value has one spelling, so comparing symbols is comparing
+         * numbers; decoding is left for the error message. */
+        if (r->seq_syms == SEQ_SYMS_FULL)
+            enc_seq(want, c->recv_seq);
+        else
+            enc(want, r->seq_syms, c->recv_seq);
+        if (r->seq_syms == SEQ_SYMS_FULL ? memcmp(want, rh, SEQ_SYMS_FULL) != 0
+                                         : memcmp(want, rh, r->seq_syms) != 0) {
+            if (dec(rh, r->seq_syms, &got) < 0)
+                fail(c, "echo header is not one this tool wrote (sequence field '%.*s')",
+                     (int)r->seq_syms, (const char *)rh);
             fail(c, "echo out of sequence: expected message %llu, got %llu",
                  (unsigned long long)(c->recv_seq % r->seq_mod), (unsigned long long)got);
+        }
     }
     ts = c->ring[c->recv_seq & c->ring_mask];
     if (cfg->check && r->hlen == HEAD_FULL) {
-        if (dec(c->rhead + SEQ_SYMS_FULL, TS_SYMS, &got) < 0 || got != ts - r->origin)
+        if (dec(rh + SEQ_SYMS_FULL, TS_SYMS, &got) < 0 || got != ts - r->origin)
             fail(c, "echo of message %llu: timestamp field differs from what was sent",
                  (unsigned long long)c->recv_seq);
     }
@@ -694,7 +824,7 @@ static void on_echo(struct worker *w, struct conn *c)
     w->received++;
     switch (cfg->mode) {
     case MODE_CLOSED:
-        if (in_window(r, w->now)) {
+        if (in_window(w, w->now)) {
             w->messages++;
             hist_add(w, w->now - ts);
         }
@@ -705,7 +835,7 @@ static void on_echo(struct worker *w, struct conn *c)
         /* A message belongs to the window its schedule put it in, so the
          * count never exceeds rate x duration: echoes of warm-up messages
          * that a busy machine delayed into the window do not count. */
-        if (in_window(r, ts)) {
+        if (in_window(w, ts)) {
             w->messages++;
             /* From the scheduled time, not the actual send: a stalled
              * server is charged for every message it delayed. */
@@ -803,6 +933,33 @@ static void check_handshake(struct worker *w, struct conn *c, size_t hlen)
     on_open(w, c);
 }
 
+/* The common case: whole echoes, each in one frame, back to back at
+ * p[0..avail), outside any fragmented message. A header equal to the one
+ * every echo must have (FIN, no RSV bit, the opcode sent, unmasked, the
+ * length sent) passes every rule ws_frame_check applies there, so they go
+ * without it. Returns the bytes of the echoes taken; the first other frame
+ * is left to the general parser. */
+static size_t whole_echoes(struct worker *w, struct conn *c, const uint8_t *p, size_t avail)
+{
+    const struct run *r = w->run;
+    const size_t size = (size_t)w->cfg->size;
+    size_t used = 0;
+
+    while (avail - used >= r->eflen && memcmp(p + used, r->ehead, 2) == 0 &&
+           (r->ehlen == 2 || memcmp(p + used + 2, r->ehead + 2, r->ehlen - 2) == 0)) {
+        const uint8_t *pl = p + used + r->ehlen;
+
+        if (w->cfg->check && size > r->hlen &&
+            memcmp(pl + r->hlen, r->tmpl + r->hlen, size - r->hlen) != 0) {
+            c->msg_off = 0;
+            on_payload(w, c, pl, size); /* names the first differing byte and fails */
+        }
+        used += r->eflen;
+        on_echo(w, c, pl);
+    }
+    return used;
+}
+
 /* Parse what the input holds. */
 static void process(struct worker *w, struct conn *c)
 {
@@ -828,6 +985,15 @@ static void process(struct worker *w, struct conn *c)
 
         if (c->state == CS_WAIT_EOF)
             fail(c, "data after the server's close frame");
+        if (!c->in_frame && c->wseq.msg_op == 0 &&
+            (c->state == CS_OPEN || c->state == CS_CLOSING)) {
+            size_t used = whole_echoes(w, c, p, avail);
+
+            if (used > 0) {
+                c->in.head += used;
+                continue;
+            }
+        }
         if (c->in_frame) {
             size_t n = avail < c->f_left ? avail : (size_t)c->f_left;
 
@@ -888,7 +1054,7 @@ static void process(struct worker *w, struct conn *c)
             fail(c, "echo of message %llu has %llu bytes, sent %llu",
                  (unsigned long long)c->recv_seq, (unsigned long long)c->msg_off,
                  (unsigned long long)cfg->size);
-        on_echo(w, c);
+        on_echo(w, c, c->rhead);
     }
 }
 
@@ -1031,11 +1197,6 @@ out:
 }
 
 /* ---- worker loop */
-
-static uint64_t secs(double s)
-{
-    return (uint64_t)(s * 1e9);
-}
 
 static void stop_all(struct worker *w)
 {
@@ -1446,6 +1607,7 @@ static void make_template(struct run *r, struct bu_rand *rng)
 {
     static const char alnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
     const struct config *cfg = r->cfg;
+    const uint8_t op = cfg->binary ? WS_OP_BINARY : WS_OP_TEXT;
 
     r->tmpl = malloc(cfg->size ? cfg->size : 1);
     if (!r->tmpl)
@@ -1464,6 +1626,13 @@ static void make_template(struct run *r, struct bu_rand *rng)
         r->seq_syms = r->hlen;
     }
     r->seq_mod = 1ULL << (6 * r->seq_syms);
+    /* The header without its last 4 bytes, the key, which changes per frame. */
+    r->fhlen =
+        (unsigned)ws_frame_write(r->fhead, true, op, (const uint8_t *)"\0\0\0\0", cfg->size) - 4;
+    r->flen = r->fhlen + 4 + (size_t)cfg->size;
+    r->whole = cfg->size <= WHOLE_MAX;
+    r->ehlen = (unsigned)ws_frame_write(r->ehead, true, op, NULL, cfg->size);
+    r->eflen = r->ehlen + (size_t)cfg->size;
 }
 
 static void setup_worker(struct worker *w, struct run *r, unsigned id)
