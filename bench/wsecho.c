@@ -279,6 +279,93 @@ static bool control(struct server *s, struct conn *c, const struct ws_frame_hdr 
     }
 }
 
+/* dst[0..n) = src[0..n) unmasked with key from key phase 0, in one pass. */
+static void unmask_copy(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t key[4])
+{
+    uint64_t kw, v;
+    uint32_t k;
+    size_t i = 0;
+
+    if (n > 256) {
+        /* Long runs: the codec's loop, which aligns and unrolls. */
+        memcpy(dst, src, n);
+        ws_mask(dst, n, key, 0);
+        return;
+    }
+    memcpy(&k, key, sizeof(k));
+    kw = (uint64_t)k << 32 | k; /* 8 bytes at key phase 0 */
+    /* Four words per step: independent, so they overlap. */
+    for (; i + 32 <= n; i += 32) {
+        uint64_t v0, v1, v2, v3;
+
+        memcpy(&v0, src + i, 8);
+        memcpy(&v1, src + i + 8, 8);
+        memcpy(&v2, src + i + 16, 8);
+        memcpy(&v3, src + i + 24, 8);
+        v0 ^= kw;
+        v1 ^= kw;
+        v2 ^= kw;
+        v3 ^= kw;
+        memcpy(dst + i, &v0, 8);
+        memcpy(dst + i + 8, &v1, 8);
+        memcpy(dst + i + 16, &v2, 8);
+        memcpy(dst + i + 24, &v3, 8);
+    }
+    for (; i + 8 <= n; i += 8) {
+        memcpy(&v, src + i, 8);
+        v ^= kw;
+        memcpy(dst + i, &v, 8);
+    }
+    for (; i < n; i++)
+        dst[i] = src[i] ^ key[i & 3];
+}
+
+/* The common case: whole frames back to back at in[0..n), each a complete
+ * unfragmented text or binary message (FIN, no RSV bit, masked, a length
+ * below 64 KiB in its shortest form), outside any fragmented message. Such
+ * a frame passes every rule ws_frame_check applies there and leaves the
+ * sequencing state as it was, so it is echoed without the codec: header
+ * and unmasked payload straight into the output. Stops at the first other
+ * frame (control, fragment, unmasked, long, partial) and returns the bytes
+ * taken; 0 too when the output cannot take n bytes now. */
+static size_t whole_frames(struct server *s, struct conn *c, const uint8_t *in, size_t n)
+{
+    size_t room, pos = 0;
+    uint8_t *o = out_room(s, c, n, &room), *start = o;
+
+    /* An echo is 4 bytes shorter than its frame (no key): n bytes of room
+     * hold the echoes of everything in the input. */
+    if (!o)
+        return 0;
+    while (n - pos >= 6) {
+        const uint8_t *f = in + pos;
+        size_t len, hl, ol;
+
+        if (f[0] != (0x80 | WS_OP_TEXT) && f[0] != (0x80 | WS_OP_BINARY))
+            break;
+        if (f[1] >= 0x80 && f[1] < 0x80 + 126) {
+            len = f[1] & 0x7f;
+            hl = 6;
+            ol = 2;
+        } else if (f[1] == 0x80 + 126 && n - pos >= 8 && (f[2] << 8 | f[3]) >= 126) {
+            len = (size_t)(f[2] << 8 | f[3]);
+            hl = 8;
+            ol = 4;
+        } else {
+            break;
+        }
+        if (n - pos < hl + len)
+            break;
+        memcpy(o, f, ol);
+        o[1] &= 0x7f; /* the mask bit */
+        unmask_copy(o + ol, f + hl, len, f + hl - 4);
+        o += ol + len;
+        pos += hl + len;
+    }
+    c->out.tail += (size_t)(o - start);
+    return pos;
+}
+
 /* Echo what the input holds, as far as the output has room. */
 static void process(struct server *s, struct conn *c)
 {
@@ -298,6 +385,13 @@ static void process(struct server *s, struct conn *c)
         size_t room;
         int rc;
 
+        if (!c->in_payload && c->seq.msg_op == 0) {
+            size_t n = whole_frames(s, c, in + pos, end - pos);
+
+            pos += n;
+            if (pos == end)
+                break;
+        }
         if (c->in_payload) {
             size_t n = end - pos;
 
