@@ -1129,6 +1129,12 @@ static void do_read(struct worker *w, struct conn *c)
          * no event would come for the EOF still to read. */
         if ((size_t)n < room && !c->rdhup)
             c->can_read = false;
+        /* One clock read per read(2), which takes every echo waiting on
+         * the connection (16 at a time with -k 16), not one per message nor
+         * one per epoll wake-up: with wsbench and its server on one core a
+         * wake-up serves ~40 connections and lasts ~280 us (max ~1 ms), a
+         * third of the round trip it would blur. The read costs 25 ns
+         * (vDSO, measured on the 2-core test VM). */
         w->now = bu_now_ns();
         process(w, c);
     }
