@@ -42,6 +42,7 @@ struct config {
     uint64_t ping_interval_ms;     /* silence on a leg before wsgate pings it; 0 = off */
     uint64_t pong_timeout_ms;      /* wait for a pong after wsgate's ping */
     uint64_t idle_timeout_ms;      /* no data frames either way; 0 = off */
+    uint64_t max_stall_ms;         /* bytes wait for a side that takes none; 0 = off */
     uint64_t shutdown_timeout_ms;  /* graceful shutdown waits at most */
 
     size_t max_header_size;    /* bytes of a request or response head */

@@ -57,6 +57,7 @@
     X(BACKEND_PROTOCOL, "backend_protocol", "backend broke the WebSocket protocol")                \
     X(CLIENT_PROTOCOL, "client_protocol", "client broke the WebSocket protocol")                   \
     X(PONG_TIMEOUT, "pong_timeout", "peer did not answer a ping in time")                          \
+    X(SLOW_CONSUMER, "slow_consumer", "peer did not read what waited for it in time")              \
     X(IDLE_TIMEOUT, "idle_timeout", "no data frames for idle_timeout")                             \
     X(CLOSE_TIMEOUT, "close_timeout", "close handshake not completed in time")                     \
     X(SHUTDOWN, "shutdown", "wsgate is shutting down")

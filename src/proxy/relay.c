@@ -6,11 +6,25 @@
  * with a fresh key, frames to the client go out unchanged. A payload is
  * never reassembled. wsgate's own frames (keepalive pings, close frames)
  * wait in the destination leg's `ctl` until the relayed stream toward it is
- * at a frame boundary. */
+ * at a frame boundary.
+ *
+ * Timers judge a leg only by what the leg itself does. Backpressure is
+ * wsgate's own doing: while wsgate holds a leg back (its queue toward the
+ * other leg passed the high watermark) that leg is neither pinged nor given
+ * a pong or close deadline, since its answer may sit unread behind the data
+ * wsgate refuses to read; its clocks restart when reading resumes. A leg
+ * that bytes wait for is judged by whether it reads at all, that is whether
+ * its TCP acknowledges anything wsgate wrote (see probe()). One that takes
+ * nothing while data waits is a slow consumer (for max_stall, or silent and
+ * taking nothing for ping_interval + pong_timeout), closed with 1008, and
+ * its peer learns why. A ping or close that waits behind data the peer is
+ * still working through extends its own deadline. */
 #include <errno.h>
+#include <linux/sockios.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -29,6 +43,103 @@ static struct leg *peer(struct leg *l)
 static void flush(struct leg *dst);
 static void pump(struct leg *src);
 
+/* Arm the session's timer for `at` unless it already fires by then. Called
+ * on state changes that bring a deadline forward; the timer recomputes every
+ * deadline when it fires, so nothing is re-armed per message. */
+static void arm_by(struct session *s, uint64_t at)
+{
+    if (!timer_armed(&s->timer) || s->timer.at * TIMER_TICK_MS > at)
+        timer_arm(&s->w->loop.wheel, &s->timer, at);
+}
+
+/* Bytes that wait for l in wsgate: its handshake bytes, a control frame,
+ * or frames relayed from the other leg. */
+static bool pending(struct leg *l)
+{
+    return l->pre || l->ctl_len > l->ctl_off || peer(l)->queued > 0;
+}
+
+/* Bytes wait for l and its socket took none at the last try. */
+static bool stalled(struct leg *l)
+{
+    return l->stall_at && !l->writable && pending(l);
+}
+
+/* Measure how much of what wsgate wrote to l the peer's TCP has
+ * acknowledged: written minus what the socket still holds (SIOCOUTQ).
+ * Acknowledged bytes are the one sign that l takes data; wsgate's own
+ * writes are not, as the kernel accepts them for a dead peer until its
+ * send buffer is full. Returns whether the count grew since the last
+ * probe; growth counts as progress for a stalled leg. */
+static bool probe(struct leg *l)
+{
+    int q = 0;
+    uint64_t acked;
+    bool more;
+
+    if (ioctl(l->io.fd, SIOCOUTQ, &q) < 0 || q < 0)
+        q = 0;
+    acked = l->tx_bytes > (uint64_t)q ? l->tx_bytes - (uint64_t)q : 0;
+    more = acked > l->probe_acked;
+    l->probe_acked = acked;
+    l->probe_at = l->s->w->loop.now;
+    if (more && l->stall_at)
+        l->stall_at = l->probe_at;
+    return more;
+}
+
+/* Whether l acknowledged anything since `since`. Stalls and queued pings
+ * are probed when they begin, so the answer is a measurement; without a
+ * probe since then it counts as yes once, and the probe taken now decides
+ * next time. */
+static bool acked_since(struct leg *l, uint64_t since)
+{
+    bool measured = l->probe_at >= since;
+    bool more = probe(l);
+
+    return measured ? more : true;
+}
+
+/* wsgate's frame ending at stream offset `mark` (a ping, a close) went out
+ * at `since` without an answer. Whether l is still working through data
+ * ahead of it: at the last look the frame was not acknowledged yet and the
+ * count has grown since. At the first look, whether it is unacknowledged. */
+static bool behind_mark(struct leg *l, uint64_t since, uint64_t mark)
+{
+    bool measured = l->probe_at >= since;
+    uint64_t before = l->probe_acked;
+
+    probe(l);
+    if (measured)
+        return before < mark && l->probe_acked > before;
+    return l->probe_acked < mark;
+}
+
+/* wsgate stops reading l (backpressure). */
+static void hold(struct leg *l)
+{
+    if (l->throttled)
+        return;
+    l->throttled = true;
+    l->held_at = l->s->w->loop.now;
+}
+
+/* wsgate reads l again: the clocks that judge l by its answers restart, as
+ * its answers may have waited behind what wsgate did not read. The close
+ * deadline is paused for the hold, not restarted. */
+static void release(struct leg *l)
+{
+    uint64_t now = l->s->w->loop.now;
+
+    l->throttled = false;
+    l->last_rx = now;
+    if (l->ping_out || l->ping_queued)
+        l->ping_at = now;
+    if (l->close_out_at)
+        l->close_out_at += now - l->held_at;
+    l->s->last_data = now;
+}
+
 static void note_close(struct session *s, enum closed_by by, unsigned code, const uint8_t *reason,
                        size_t rlen)
 {
@@ -44,12 +155,22 @@ static void note_close(struct session *s, enum closed_by by, unsigned code, cons
 
 static void start_closing(struct session *s)
 {
+    uint64_t now = s->w->loop.now;
+    struct leg *legs[2] = {&s->c, &s->b};
+
     if (s->closing)
         return;
     s->closing = true;
-    s->deadline = s->w->loop.now + s->w->cfg->close_timeout_ms;
-    if (!timer_armed(&s->timer) || s->timer.at * TIMER_TICK_MS > s->deadline)
-        timer_arm(&s->w->loop.wheel, &s->timer, s->deadline);
+    s->deadline = 0;
+    /* A leg already stalled gets close_timeout from now to take what waits
+     * for it, the close included. */
+    for (int i = 0; i < 2; i++) {
+        if (legs[i]->io.fd >= 0 && stalled(legs[i])) {
+            legs[i]->stall_at = now;
+            probe(legs[i]);
+        }
+    }
+    arm_by(s, now + s->w->cfg->close_timeout_ms);
 }
 
 /* Append a control frame from wsgate to l->ctl. */
@@ -304,6 +425,26 @@ static int parse(struct leg *src, struct buf *b)
     return 0;
 }
 
+/* Parse the new bytes of b, src's tail buffer. Frames from a leg that is
+ * no longer relayed are parsed (to find its close) and cut out of b; what
+ * was queued before relaying stopped is kept, as it goes out before the
+ * close frame that stopped it. Returns 0 or an error. */
+static int ingest(struct leg *src, struct buf *b)
+{
+    uint32_t from = b->ppos;
+    size_t queued = src->queued;
+    bool forward = src->forward;
+    int rc = parse(src, b);
+
+    if (!forward && b->ppos > from) {
+        memmove(b->data + from, b->data + b->ppos, b->wpos - b->ppos);
+        b->wpos -= b->ppos - from;
+        b->ppos = from;
+        src->queued = queued;
+    }
+    return rc;
+}
+
 /* A buffer with room at the tail of src's queue, or NULL (out of memory). */
 static struct buf *rx_buf(struct leg *src)
 {
@@ -367,6 +508,8 @@ static void read_some(struct leg *src)
     struct session *s = src->s;
     size_t high = s->w->cfg->high_watermark;
 
+    if (src->throttled && !(src->forward && src->queued >= high))
+        release(src);
     while (src->readable && src->io.fd >= 0) {
         struct buf *b;
         size_t room;
@@ -374,7 +517,7 @@ static void read_some(struct leg *src)
         int rc;
 
         if (src->forward && src->queued >= high) {
-            src->throttled = true;
+            hold(src);
             return;
         }
         b = rx_buf(src);
@@ -408,14 +551,9 @@ static void read_some(struct leg *src)
          * to EOF after one. */
         if ((size_t)n < room && !src->rdhup)
             src->readable = false;
-        rc = parse(src, b);
-        if (!src->forward) {
-            /* Dropping this leg's frames: release what was parsed. */
-            for (struct buf *q = src->head; q; q = q->next)
-                q->rpos = q->ppos;
-            src->queued = 0;
+        rc = ingest(src, b);
+        if (!src->forward)
             trim(src);
-        }
         if (rc < 0) {
             proto_fail(src, rc);
             return;
@@ -457,6 +595,35 @@ static ssize_t send_iov(struct leg *l, struct iovec *iov, int cnt)
     }
 }
 
+/* After a write attempt to l that wrote `wrote` bytes: keep the clocks
+ * that judge l as a reader. Stalls are rare on a relay whose reader keeps
+ * up; the probe taken where one begins or progresses makes the later
+ * verdict a measurement. */
+static void track_tx(struct leg *l, size_t wrote)
+{
+    struct session *s = l->s;
+    const struct config *cfg = s->w->cfg;
+    uint64_t now = s->w->loop.now;
+
+    l->tx_bytes += wrote;
+    if (l->writable) {
+        l->stall_at = 0;
+    } else if (wrote || !l->stall_at) {
+        bool start = !l->stall_at;
+        l->stall_at = now;
+        probe(l);
+        if (start && s->closing)
+            arm_by(s, now + cfg->close_timeout_ms);
+        else if (start && cfg->max_stall_ms)
+            arm_by(s, now + cfg->max_stall_ms);
+    }
+    if (l->close_sent && !l->close_out_at && !pending(l)) {
+        /* Our close is on the wire: the peer's close is due. */
+        l->close_out_at = now;
+        arm_by(s, now + cfg->close_timeout_ms);
+    }
+}
+
 /* Write what is queued for dst: its handshake bytes, a started control
  * frame, the frames relayed from the other leg, then a new control frame
  * once the relayed stream is at a frame boundary. */
@@ -464,17 +631,22 @@ static void flush(struct leg *dst)
 {
     struct session *s = dst->s;
     struct leg *src = peer(dst);
+    uint32_t pre_off = dst->pre_off, pre_len = dst->pre_len;
+    size_t wrote = 0;
 
-    if (dst->io.fd < 0 || !dst->writable)
+    if (dst->io.fd < 0)
         return;
+    if (!dst->writable)
+        goto out;
     if (dst->pre) {
         int rc = leg_write_pre(dst);
         if (rc < 0) {
             leg_gone(dst, dst->is_client ? ERR_CLIENT_CLOSED : ERR_BACKEND_CLOSED);
             return;
         }
+        wrote = (rc > 0 ? pre_len : dst->pre_off) - pre_off;
         if (rc == 0)
-            return;
+            goto out;
     }
     for (;;) {
         struct iovec iov[IOV_BATCH];
@@ -487,7 +659,9 @@ static void flush(struct leg *dst)
             ctl = true;
         } else if (src->queued > 0) {
             ctl = false;
-        } else if (dst->ctl_len > dst->ctl_off && !src->in_frame) {
+        } else if (dst->ctl_len > dst->ctl_off && !(src->in_frame && src->forward)) {
+            /* A source no longer relayed has no frame under way toward
+             * dst: what it is in the middle of is being dropped. */
             ctl = true;
         } else {
             break;
@@ -512,9 +686,12 @@ static void flush(struct leg *dst)
             leg_gone(dst, dst->is_client ? ERR_CLIENT_CLOSED : ERR_BACKEND_CLOSED);
             return;
         }
+        wrote += (size_t)n;
         if (ctl) {
             dst->ctl_off = (uint16_t)(dst->ctl_off + n);
             if (dst->ping_end && dst->ctl_off >= dst->ping_end) {
+                /* The pong deadline counts from here, not from the queueing. */
+                dst->ping_mark = dst->tx_bytes + wrote - (dst->ctl_off - dst->ping_end);
                 dst->ping_end = 0;
                 dst->ping_queued = false;
                 dst->ping_out = true;
@@ -524,6 +701,8 @@ static void flush(struct leg *dst)
                 dst->ctl_off = dst->ctl_len = 0;
         } else {
             size_t left = (size_t)n;
+            /* Data delivered is activity: idle_timeout counts from here. */
+            s->last_data = s->w->loop.now;
             src->queued -= left;
             for (struct buf *b = src->head; b && left > 0; b = b->next) {
                 size_t take = b->ppos - b->rpos;
@@ -539,10 +718,10 @@ static void flush(struct leg *dst)
             break;
         }
     }
-    if (src->throttled && src->queued <= s->w->cfg->low_watermark) {
-        src->throttled = false;
+out:
+    track_tx(dst, wrote);
+    if (src->throttled && src->queued <= s->w->cfg->low_watermark)
         pump(src);
-    }
 }
 
 /* Close legs whose close handshake is done; end the session when both are. */
@@ -563,6 +742,19 @@ static void reap(struct session *s)
         session_finish(s);
 }
 
+/* A leg that wsgate no longer relays is read again even if it was held
+ * back, so that its close, waiting behind data, is found. Then reap. */
+static void settle(struct session *s)
+{
+    struct leg *legs[2] = {&s->c, &s->b};
+
+    for (int i = 0; i < 2 && s->st == SESS_ST_RELAY; i++) {
+        if (legs[i]->throttled && !legs[i]->forward && legs[i]->io.fd >= 0)
+            pump(legs[i]);
+    }
+    reap(s);
+}
+
 void relay_event(struct leg *l, uint32_t events)
 {
     struct session *s = l->s;
@@ -579,79 +771,188 @@ void relay_event(struct leg *l, uint32_t events)
     }
     if (s->st == SESS_ST_RELAY && l->io.fd >= 0 && l->readable)
         pump(l);
-    reap(s);
+    settle(s);
+}
+
+/* What a leg's timer deadline asks for. */
+enum due {
+    DUE_NONE,
+    DUE_PING,  /* ping_interval of silence: send a ping */
+    DUE_PONG,  /* pong_timeout since the ping was queued or written */
+    DUE_STALL, /* max_stall without taking a byte */
+    DUE_CLOSE, /* close_timeout: the leg took nothing, or did not answer our close */
+};
+
+/* The leg's next deadline (UINT64_MAX: none) and what it is for. */
+static uint64_t leg_due(struct leg *l, enum due *what)
+{
+    const struct config *cfg = l->s->w->cfg;
+    uint64_t at = UINT64_MAX;
+
+    *what = DUE_NONE;
+    if (l->io.fd < 0)
+        return at;
+    if (l->s->closing) {
+        if (stalled(l)) {
+            at = l->stall_at + cfg->close_timeout_ms;
+            *what = DUE_CLOSE;
+        } else if (l->close_out_at && !l->close_rcvd && !l->throttled) {
+            at = l->close_out_at + cfg->close_timeout_ms;
+            *what = DUE_CLOSE;
+        }
+        return at;
+    }
+    if (cfg->max_stall_ms && stalled(l)) {
+        at = l->stall_at + cfg->max_stall_ms;
+        *what = DUE_STALL;
+    }
+    /* A leg held back is not judged by its answers: they may be waiting
+     * unread behind what wsgate holds back, and the bytes waiting in its
+     * socket are themselves a sign of life. */
+    if (cfg->ping_interval_ms && !l->throttled) {
+        bool check = l->ping_out || l->ping_queued;
+        uint64_t k = check ? l->ping_at + cfg->pong_timeout_ms : l->last_rx + cfg->ping_interval_ms;
+        if (k < at) {
+            at = k;
+            *what = check ? DUE_PONG : DUE_PING;
+        }
+    }
+    return at;
+}
+
+/* l did not read what waited for it: close it with 1008 if the stream
+ * toward it allows a close frame, and tell its peer why. */
+static void slow_consumer(struct leg *l)
+{
+    struct session *s = l->s;
+    const char *why = l->is_client ? "client is not reading" : "backend is not reading";
+
+    if (!s->err)
+        s->err = ERR_SLOW_CONSUMER;
+    note_close(s, CLOSED_BY_PROXY, WS_CLOSE_POLICY, (const uint8_t *)why, strlen(why));
+    queue_close(peer(l), l->is_client ? WS_CLOSE_GOING_AWAY : WS_CLOSE_INTERNAL, why);
+    queue_close(l, WS_CLOSE_POLICY, "slow consumer");
+}
+
+static void send_ping(struct leg *l)
+{
+    rng_bytes(&l->s->w->rng, l->ping_id, sizeof(l->ping_id));
+    ctl_frame(l, WS_OP_PING, l->ping_id, sizeof(l->ping_id));
+    l->ping_end = l->ctl_len;
+    l->ping_queued = true;
+    l->ping_at = l->s->w->loop.now;
+    flush(l);
+    /* Still queued behind other data: whether l takes any decides,
+     * measured from here. */
+    if (l->io.fd >= 0 && l->ping_queued)
+        probe(l);
+}
+
+static void leg_timer(struct leg *l, enum due what)
+{
+    struct session *s = l->s;
+    uint64_t now = s->w->loop.now;
+
+    switch (what) {
+    case DUE_NONE:
+        break;
+    case DUE_PING:
+        send_ping(l);
+        break;
+    case DUE_PONG:
+        if (l->ping_out ? behind_mark(l, l->ping_at, l->ping_mark) : acked_since(l, l->ping_at)) {
+            /* Our ping waits behind data l is still taking. */
+            l->ping_at = now;
+        } else if (pending(l) || l->tx_bytes - l->probe_acked > LEG_CTL_MAX) {
+            /* Data waits for l and it reads none: dead or hopeless. */
+            slow_consumer(l);
+        } else {
+            /* No pong: the peer or the path to it is dead. */
+            note_close(s, CLOSED_BY_PROXY, WS_CLOSE_ABNORMAL, (const uint8_t *)"pong timeout", 12);
+            leg_gone(l, ERR_PONG_TIMEOUT);
+        }
+        break;
+    case DUE_STALL:
+        if (!acked_since(l, l->stall_at))
+            slow_consumer(l);
+        break;
+    case DUE_CLOSE:
+        if (stalled(l) ? acked_since(l, l->stall_at)
+                       : behind_mark(l, l->close_out_at, l->tx_bytes)) {
+            if (!stalled(l))
+                l->close_out_at = now;
+            break;
+        }
+        if (!s->err)
+            s->err = ERR_CLOSE_TIMEOUT;
+        session_finish(s);
+        break;
+    }
+}
+
+/* The earliest deadline of both legs, UINT64_MAX for none. */
+static uint64_t legs_due(struct session *s)
+{
+    enum due what;
+    uint64_t c = leg_due(&s->c, &what);
+    uint64_t b = leg_due(&s->b, &what);
+
+    return c < b ? c : b;
+}
+
+/* While closing, every step waits on a leg with a deadline, or on a leg
+ * wsgate holds back while the other one takes data. Should neither be so,
+ * the pair ends close_timeout later all the same (s->deadline). */
+static bool close_stuck(struct session *s)
+{
+    return legs_due(s) == UINT64_MAX && !s->c.throttled && !s->b.throttled;
 }
 
 static void schedule(struct session *s)
 {
     const struct config *cfg = s->w->cfg;
-    uint64_t next = UINT64_MAX;
-    struct leg *legs[2] = {&s->c, &s->b};
+    uint64_t next = legs_due(s);
 
-    if (s->closing)
-        next = s->deadline;
-    for (int i = 0; i < 2 && !s->closing; i++) {
-        struct leg *l = legs[i];
-        uint64_t at;
-        if (l->io.fd < 0)
-            continue;
-        if (l->ping_out)
-            at = l->ping_at + cfg->pong_timeout_ms;
-        else if (l->ping_queued)
-            at = s->w->loop.now + cfg->pong_timeout_ms;
-        else if (cfg->ping_interval_ms)
-            at = l->last_rx + cfg->ping_interval_ms;
-        else
-            continue;
-        if (at < next)
-            next = at;
-    }
-    if (cfg->idle_timeout_ms && !s->closing && s->last_data + cfg->idle_timeout_ms < next)
+    if (s->closing) {
+        if (next == UINT64_MAX && close_stuck(s)) {
+            if (!s->deadline)
+                s->deadline = s->w->loop.now + cfg->close_timeout_ms;
+            next = s->deadline;
+        } else {
+            s->deadline = 0;
+        }
+    } else if (cfg->idle_timeout_ms && s->last_data + cfg->idle_timeout_ms < next) {
         next = s->last_data + cfg->idle_timeout_ms;
+    }
     if (next != UINT64_MAX)
         timer_arm(&s->w->loop.wheel, &s->timer, next);
-}
-
-static void keepalive(struct leg *l)
-{
-    const struct config *cfg = l->s->w->cfg;
-    uint64_t now = l->s->w->loop.now;
-
-    if (l->io.fd < 0 || l->close_sent)
-        return;
-    if (l->ping_out && now >= l->ping_at + cfg->pong_timeout_ms) {
-        /* No pong: the peer or the path to it is dead. */
-        note_close(l->s, CLOSED_BY_PROXY, WS_CLOSE_ABNORMAL, (const uint8_t *)"pong timeout", 12);
-        leg_gone(l, ERR_PONG_TIMEOUT);
-        return;
-    }
-    if (cfg->ping_interval_ms && !l->ping_out && !l->ping_queued &&
-        now >= l->last_rx + cfg->ping_interval_ms) {
-        rng_bytes(&l->s->w->rng, l->ping_id, sizeof(l->ping_id));
-        ctl_frame(l, WS_OP_PING, l->ping_id, sizeof(l->ping_id));
-        l->ping_end = l->ctl_len;
-        l->ping_queued = true;
-        flush(l);
-    }
 }
 
 void relay_timer(struct session *s)
 {
     const struct config *cfg = s->w->cfg;
     uint64_t now = s->w->loop.now;
+    struct leg *legs[2] = {&s->c, &s->b};
 
-    if (s->closing && now >= s->deadline) {
+    for (int i = 0; i < 2 && s->st == SESS_ST_RELAY; i++) {
+        enum due what;
+        if (leg_due(legs[i], &what) <= now)
+            leg_timer(legs[i], what);
+    }
+    if (s->st != SESS_ST_RELAY)
+        return;
+    if (s->closing && s->deadline && now >= s->deadline && close_stuck(s)) {
         if (!s->err)
             s->err = ERR_CLOSE_TIMEOUT;
         session_finish(s);
         return;
     }
-    if (!s->closing) {
-        keepalive(&s->c);
-        if (s->st == SESS_ST_RELAY)
-            keepalive(&s->b);
-        if (s->st == SESS_ST_RELAY && !s->closing && cfg->idle_timeout_ms &&
-            now >= s->last_data + cfg->idle_timeout_ms) {
+    if (!s->closing && cfg->idle_timeout_ms) {
+        /* Data that waits in wsgate, or that wsgate has not read, is not
+         * idleness: the clock starts once it is delivered. */
+        if (s->c.queued || s->b.queued || s->c.throttled || s->b.throttled)
+            s->last_data = now;
+        else if (now >= s->last_data + cfg->idle_timeout_ms) {
             if (!s->err)
                 s->err = ERR_IDLE_TIMEOUT;
             note_close(s, CLOSED_BY_PROXY, WS_CLOSE_GOING_AWAY, (const uint8_t *)"idle timeout",
@@ -662,7 +963,7 @@ void relay_timer(struct session *s)
     }
     if (s->st != SESS_ST_RELAY)
         return;
-    reap(s);
+    settle(s);
     if (s->st == SESS_ST_RELAY)
         schedule(s);
 }
@@ -674,7 +975,7 @@ void relay_shutdown(struct session *s)
     note_close(s, CLOSED_BY_PROXY, WS_CLOSE_GOING_AWAY, (const uint8_t *)"shutting down", 13);
     queue_close(&s->c, WS_CLOSE_GOING_AWAY, "wsgate is shutting down");
     queue_close(&s->b, WS_CLOSE_GOING_AWAY, "wsgate is shutting down");
-    reap(s);
+    settle(s);
 }
 
 /* Put bytes that arrived with a handshake into a leg's queue and parse. */
@@ -693,7 +994,7 @@ static int preload(struct leg *l, const char *p, size_t n)
         b->wpos += (uint32_t)take;
         p += take;
         n -= take;
-        rc = parse(l, b);
+        rc = ingest(l, b);
         if (rc < 0) {
             proto_fail(l, rc);
             return 0;
@@ -712,6 +1013,7 @@ int relay_start(struct session *s, const char *client_extra, size_t cn, const ch
     s->c.last_rx = s->b.last_rx = now;
     s->c.readable = s->b.readable = true;
     s->c.writable = s->b.writable = true;
+    s->deadline = 0;
     free(s->b.pre);
     s->b.pre = NULL;
     timer_disarm(&s->w->loop.wheel, &s->timer);
@@ -727,7 +1029,7 @@ int relay_start(struct session *s, const char *client_extra, size_t cn, const ch
         pump(&s->c);
     if (s->st == SESS_ST_RELAY && s->b.io.fd >= 0)
         pump(&s->b);
-    reap(s);
+    settle(s);
     if (s->st == SESS_ST_RELAY)
         schedule(s);
     return s->st == SESS_ST_RELAY ? 0 : ERR_SYS;

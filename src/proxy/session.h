@@ -101,7 +101,7 @@ struct leg {
     /* state flags */
     bool readable;    /* may have unread bytes (edge-triggered) */
     bool rdhup;       /* peer hung up: read until EOF even after a short read */
-    bool throttled;   /* reading stopped: queued passed the high watermark */
+    bool throttled;   /* wsgate holds this leg back: its queue passed the high watermark */
     bool writable;    /* last write did not hit EAGAIN */
     bool forward;     /* frames read from this leg are relayed (else dropped) */
     bool close_rcvd;  /* a close frame was read from this leg */
@@ -109,8 +109,20 @@ struct leg {
     bool ping_out;    /* wsgate's ping is outstanding */
     bool ping_queued; /* wsgate's ping waits in ctl */
     uint8_t ping_id[8];
-    uint64_t last_rx; /* ms of the last bytes read */
-    uint64_t ping_at; /* ms wsgate's ping was written */
+
+    /* Timer clocks, ms. Keepalive, max_stall and close_timeout judge a leg
+     * only by what it does, never by what wsgate holds back (see relay.c). */
+    uint64_t last_rx;      /* last bytes read, or reading resumed after a hold */
+    uint64_t ping_at;      /* current keepalive check began: ping queued, written or extended */
+    uint64_t stall_at;     /* bytes wait for this leg, last seen progress; 0: not stalled */
+    uint64_t held_at;      /* wsgate stopped reading this leg (while throttled) */
+    uint64_t close_out_at; /* wsgate's close to this leg was completely written; 0: not yet */
+    uint64_t probe_at;     /* when probe_acked was measured */
+
+    /* Byte counts of the stream wsgate writes to this leg. */
+    uint64_t tx_bytes;    /* written to the socket since the relay started */
+    uint64_t probe_acked; /* of those, acknowledged by the peer at probe_at */
+    uint64_t ping_mark;   /* tx_bytes where wsgate's outstanding ping ends */
 
     /* counters for the access log: data messages and payload bytes read */
     uint64_t msgs;
@@ -128,7 +140,7 @@ struct session {
     int err;             /* sticky reason (ERR_*), 0 while all is well */
     int status;          /* HTTP status sent to the client */
     uint64_t start_ms;   /* accepted at */
-    uint64_t deadline;   /* handshake, connect or close deadline, ms */
+    uint64_t deadline;   /* handshake or connect deadline; while closing, see relay.c, ms */
     uint64_t last_data;  /* ms of the last data frame either way (idle_timeout) */
     unsigned close_code; /* first close seen, for the log */
     char close_reason[124];

@@ -461,6 +461,7 @@ static void test_defaults(void **state)
     assert_int_equal(c.ping_interval_ms, 30000);
     assert_int_equal(c.pong_timeout_ms, 10000);
     assert_int_equal(c.idle_timeout_ms, 0);
+    assert_int_equal(c.max_stall_ms, 300000);
     assert_int_equal(c.shutdown_timeout_ms, 10000);
     assert_int_equal(c.max_header_size, 16384);
     assert_int_equal(c.max_headers, 100);
@@ -487,6 +488,7 @@ static void test_minimal_file_gets_defaults(void **state)
     assert_int_equal(l.cfg->handshake_timeout_ms, d.handshake_timeout_ms);
     assert_int_equal(l.cfg->ping_interval_ms, d.ping_interval_ms);
     assert_int_equal(l.cfg->idle_timeout_ms, d.idle_timeout_ms);
+    assert_int_equal(l.cfg->max_stall_ms, d.max_stall_ms);
     assert_int_equal(l.cfg->max_frame_size, d.max_frame_size);
     assert_int_equal(l.cfg->high_watermark, d.high_watermark);
     assert_int_equal(l.cfg->low_watermark, d.low_watermark);
@@ -513,6 +515,7 @@ static void test_full_valid_file(void **state)
                            "ping_interval: off\n"
                            "pong_timeout: 1m\n"
                            "idle_timeout: 1h\n"
+                           "max_stall: 45s\n"
                            "shutdown_timeout: 90s\n"
                            "max_header_size: 32KiB\n"
                            "max_headers: 50\n"
@@ -541,6 +544,7 @@ static void test_full_valid_file(void **state)
     assert_int_equal(c->ping_interval_ms, 0);
     assert_int_equal(c->pong_timeout_ms, 60000);
     assert_int_equal(c->idle_timeout_ms, 3600000);
+    assert_int_equal(c->max_stall_ms, 45000);
     assert_int_equal(c->shutdown_timeout_ms, 90000);
     assert_int_equal(c->max_header_size, 32768);
     assert_int_equal(c->max_headers, 50);
@@ -562,7 +566,7 @@ static void test_full_valid_file(void **state)
 
 static void test_workers_auto_and_off(void **state)
 {
-    struct loaded l = load("workers: auto\nping_interval: 0\nidle_timeout: off\n"
+    struct loaded l = load("workers: auto\nping_interval: 0\nidle_timeout: off\nmax_stall: off\n"
                            "log_level: error\nlisten: '*:0'\n"
                            "routes:\n- path: /\n  backend: ws://127.0.0.1:9000\n");
 
@@ -571,9 +575,24 @@ static void test_workers_auto_and_off(void **state)
     assert_int_equal(l.cfg->workers, 0);
     assert_int_equal(l.cfg->ping_interval_ms, 0);
     assert_int_equal(l.cfg->idle_timeout_ms, 0);
+    assert_int_equal(l.cfg->max_stall_ms, 0);
     assert_int_equal(l.cfg->log_level, LOG_LEVEL_ERROR);
     assert_string_equal(l.cfg->listen.text, "0.0.0.0:0");
     loaded_free(&l);
+}
+
+static void test_max_stall_values(void **state)
+{
+    expect_errors("listen: 127.0.0.1:8080\n"
+                  "max_stall: 5\n"
+                  "routes:\n  - path: /\n    backend: ws://127.0.0.1:9000\n",
+                  "wsgate.yaml:2:12: max_stall: expected a duration such as 500ms, 10s or 2m, or "
+                  "off, got \"5\"\n");
+    expect_errors("listen: 127.0.0.1:8080\n"
+                  "max_stall: 9000h\n"
+                  "routes:\n  - path: /\n    backend: ws://127.0.0.1:9000\n",
+                  "wsgate.yaml:2:12: max_stall: expected a duration of at most 8760h, got "
+                  "\"9000h\"\n");
 }
 
 static void test_anchor_and_alias(void **state)
@@ -950,6 +969,7 @@ int main(void)
         cmocka_unit_test(test_minimal_file_gets_defaults),
         cmocka_unit_test(test_full_valid_file),
         cmocka_unit_test(test_workers_auto_and_off),
+        cmocka_unit_test(test_max_stall_values),
         cmocka_unit_test(test_anchor_and_alias),
         cmocka_unit_test(test_error_examples),
         cmocka_unit_test(test_missing_required),
