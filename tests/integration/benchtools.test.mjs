@@ -266,6 +266,37 @@ describe('wsbench fails on a wrong echo', () => {
         }
     });
 
+    test('a changed send time fails the run with --check', { timeout: 30000 }, async () => {
+        // Bytes 6..15 of each payload are the send time in symbols; 'A' and
+        // 'B' are both symbols, so only the comparison with the recorded
+        // time can see the change.
+        const be = await startNodeEcho((d, n) => {
+            if (n === 200) d[8] = d[8] === 0x41 ? 0x42 : 0x41;
+            return d;
+        });
+        try {
+            const r = await runWsbench(['--url', `ws://127.0.0.1:${be.port}/`, '-c', '4', '-k', '4', '-s', '32', '-d', '2', '-w', '0.5', '--check', '--json', '-q']);
+            assert.equal(r.code, 1, `exit code ${r.code}; stdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+            assert.match(r.stderr, /timestamp field differs from what was sent/);
+        } finally {
+            await be.close();
+        }
+    });
+
+    test('a sequence field that is not symbols fails the run', { timeout: 30000 }, async () => {
+        const be = await startNodeEcho((d, n) => {
+            if (n === 50) d[0] = 0x21; // '!': outside the alphabet
+            return d;
+        });
+        try {
+            const r = await runWsbench(['--url', `ws://127.0.0.1:${be.port}/`, '-c', '2', '-k', '4', '-s', '32', '-d', '2', '-w', '0.5', '-q']);
+            assert.equal(r.code, 1, `exit code ${r.code}; stderr:\n${r.stderr}`);
+            assert.match(r.stderr, /echo header is not one this tool wrote \(sequence field '!/);
+        } finally {
+            await be.close();
+        }
+    });
+
     test('a refused upgrade fails the run', { timeout: 30000 }, async () => {
         const srv = http.createServer((req, res) => {
             res.writeHead(404);
