@@ -342,6 +342,64 @@ async function openClient(port, protocols) {
     };
 }
 
+/** One masked (or not) frame with FIN and opcode in byte0, payload under 64 KiB. */
+function frame(byte0, payload, masked) {
+    const len = payload.length;
+    const head = len < 126 ? Buffer.from([byte0, (masked ? 0x80 : 0) | len]) : Buffer.from([byte0, (masked ? 0x80 : 0) | 126, len >> 8, len & 0xff]);
+    if (!masked) return Buffer.concat([head, payload]);
+    const key = crypto.randomBytes(4);
+    const body = Buffer.from(payload);
+    for (let i = 0; i < body.length; i++) body[i] ^= key[i & 3];
+    return Buffer.concat([head, key, body]);
+}
+
+/** Upgrade a raw TCP connection to wsecho, write `wire` in one go, and
+ * collect the server's frames until it closes the connection. */
+function rawSession(port, wire) {
+    return withTimeout(
+        new Promise((resolve, reject) => {
+            const sock = net.connect(port, '127.0.0.1');
+            let buf = Buffer.alloc(0);
+            let upgraded = false;
+            sock.on('connect', () =>
+                sock.write(
+                    'GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+                        `Sec-WebSocket-Key: ${crypto.randomBytes(16).toString('base64')}\r\nSec-WebSocket-Version: 13\r\n\r\n`,
+                ),
+            );
+            sock.on('data', (d) => {
+                buf = Buffer.concat([buf, d]);
+                if (!upgraded) {
+                    const end = buf.indexOf('\r\n\r\n');
+                    if (end < 0) return;
+                    if (!buf.subarray(0, 12).equals(Buffer.from('HTTP/1.1 101'))) return reject(new Error(`no 101: ${buf}`));
+                    buf = buf.subarray(end + 4);
+                    upgraded = true;
+                    sock.write(wire);
+                }
+            });
+            sock.on('error', reject);
+            sock.on('close', () => {
+                const frames = [];
+                let i = 0;
+                while (buf.length - i >= 2) {
+                    let len = buf[i + 1] & 0x7f;
+                    let h = 2;
+                    if (len === 126) {
+                        len = buf.readUInt16BE(i + 2);
+                        h = 4;
+                    }
+                    frames.push({ op: buf[i] & 0x0f, payload: buf.subarray(i + h, i + h + len) });
+                    i += h + len;
+                }
+                resolve(frames);
+            });
+        }),
+        5000,
+        'wsecho to answer and close',
+    );
+}
+
 describe('wsecho with a Node ws client', () => {
     let echo;
     let c;
@@ -409,6 +467,33 @@ describe('wsecho with a Node ws client', () => {
         const r = await withTimeout(closed, 5000, 'the close handshake');
         assert.equal(r.code, 4321);
     });
+
+    for (const [what, bad] of [
+        ['an unmasked frame', (p) => frame(0x81, p, false)],
+        ['a frame with RSV1 set', (p) => frame(0xc1, p, true)],
+        ['a continuation with no message open', (p) => frame(0x80, p, true)],
+    ]) {
+        test(`echoes the whole frames before ${what}, then closes with 1002`, { timeout: 10000 }, async () => {
+            // One write: good frames, the bad one, and a good one that must
+            // not be echoed (nothing after a protocol error is).
+            const good = [Buffer.from('one'), crypto.randomBytes(200), Buffer.from('x'.repeat(125))];
+            const wire = Buffer.concat([
+                frame(0x81, good[0], true),
+                frame(0x82, good[1], true),
+                frame(0x81, good[2], true),
+                bad(Buffer.from('bad')),
+                frame(0x81, Buffer.from('after'), true),
+            ]);
+            const frames = await rawSession(echo.port, wire);
+            assert.equal(frames.length, 4, `frames back: ${JSON.stringify(frames.map((f) => f.op))}`);
+            for (let i = 0; i < 3; i++) {
+                assert.equal(frames[i].op, i === 1 ? 0x2 : 0x1);
+                assert.ok(frames[i].payload.equals(good[i]), `echo ${i} differs`);
+            }
+            assert.equal(frames[3].op, 0x8);
+            assert.equal(frames[3].payload.readUInt16BE(0), 1002);
+        });
+    }
 
     test('rejects a request that is not an upgrade', { timeout: 10000 }, async () => {
         const res = await withTimeout(
