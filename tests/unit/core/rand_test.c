@@ -6,7 +6,6 @@
 
 #include <cmocka.h>
 
-#include "core/buf.h"
 #include "core/rand.h"
 
 /* Bytes taken in odd-sized pieces across several draws: the pieces join
@@ -70,39 +69,12 @@ static void seeded_generators_differ(void **state)
     assert_int_not_equal(rng_u32(&a), rng_u32(&a));
 }
 
-static void pool_caches_up_to_bound(void **state)
-{
-    struct buf_pool p;
-    struct buf *b[4];
-
-    buf_pool_init(&p, 2);
-    for (int i = 0; i < 4; i++) {
-        b[i] = buf_get(&p);
-        assert_non_null(b[i]);
-        assert_int_equal(b[i]->wpos, 0);
-    }
-    assert_int_equal(p.live, 4);
-    for (int i = 0; i < 4; i++)
-        buf_put(&p, b[i]);
-    assert_int_equal(p.live, 0);
-    assert_int_equal(p.nfree, 2);
-    b[0] = buf_get(&p);
-    b[0]->wpos = 5;
-    buf_put(&p, b[0]);
-    b[0] = buf_get(&p); /* a reused buffer comes back empty */
-    assert_int_equal(b[0]->wpos, 0);
-    buf_put(&p, b[0]);
-    buf_pool_destroy(&p);
-    assert_int_equal(p.nfree, 0);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(draws_join_and_look_random),
         cmocka_unit_test(u32_across_a_draw),
         cmocka_unit_test(seeded_generators_differ),
-        cmocka_unit_test(pool_caches_up_to_bound),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
