@@ -13,6 +13,7 @@
 #include "config/config.h"
 #include "core/buf.h"
 #include "core/loop.h"
+#include "core/objpool.h"
 #include "core/rand.h"
 #include "http/parser.h"
 #include "ws/frame.h"
@@ -24,6 +25,9 @@ struct proxy;
 struct worker {
     struct loop loop;
     struct buf_pool pool;
+    struct objpool session_pool; /* struct session objects */
+    struct objpool paths;        /* request-targets too long for a session's own array */
+    struct timer trim_timer;     /* gives back memory left over from a burst (TRIM_MS) */
     struct rng rng;
     struct proxy *proxy;      /* shared, read-only but for the connection count */
     const struct config *cfg; /* borrowed snapshot */
@@ -36,6 +40,7 @@ struct worker {
     struct timer drain_timer;
     struct timer accept_retry;   /* accepting again after EMFILE/ENFILE/ENOBUFS */
     struct http_header *scratch; /* max_headers entries for parsing a head */
+    char *head_in;               /* max_header_size bytes: a head's bytes are read here first */
     pthread_t thread;
     unsigned id;
 };
@@ -59,6 +64,8 @@ enum sess_state {
     SESS_ST_RELAY,   /* WebSocket relay, including the closing handshake */
     SESS_ST_DONE,    /* both sockets closed; freed after this loop pass */
 };
+
+#define PATH_LOG_MAX 1024 /* bytes of the request-target kept for the log */
 
 /* A keepalive ping (6 + 8 bytes) followed by a close (6 + 125 bytes). */
 #define LEG_CTL_MAX 160
@@ -152,20 +159,23 @@ struct session {
     const struct cfg_route *route;
     struct sockaddr_storage peer;
     char client[64];     /* "ip:port" */
-    char *path;          /* request-target for the log (cut at PATH_LOG_MAX), or NULL */
+    char *path;          /* request-target for the log (cut at PATH_LOG_MAX), or NULL:
+                            path_short, or an object from w->paths */
+    char path_short[96]; /* most request-targets fit here */
     char request_id[72]; /* kept from the client or generated */
 
-    /* handshake phase, freed when the relay starts (session_drop_handshake) */
+    /* handshake phase, freed when the relay starts (session_drop_handshake);
+     * heads are malloc'd to the size that has arrived, grown as more does */
     char *req_head;               /* client request head (+ any early frames) */
-    struct buf *req_pb;           /* pool buffer holding req_head, or NULL if malloc'd */
+    size_t req_cap;               /* bytes allocated for req_head */
     size_t req_len;               /* bytes in req_head */
     size_t req_head_len;          /* length of the request head itself */
     struct http_header *req_hdrs; /* exact-size copy of the parsed request headers */
     struct http_request req;
-    char *hs;          /* the backend's response head (+ any early frames) */
-    struct buf *hs_pb; /* pool buffer holding hs, or NULL if malloc'd */
-    size_t hs_len;     /* bytes in hs */
-    size_t hs_scan;    /* parser scan hint for whichever head is being read */
+    char *hs;       /* the backend's response head (+ any early frames) */
+    size_t hs_cap;  /* bytes allocated for hs */
+    size_t hs_len;  /* bytes in hs */
+    size_t hs_scan; /* parser scan hint for whichever head is being read */
     struct http_chunked chunked;
     char *body; /* backend's error body being collected */
     size_t body_len;

@@ -21,7 +21,6 @@
 #define RELAY_BODY_MAX (64 * 1024) /* bytes of a backend error body relayed to the client */
 #define LINGER_MAX_MS  2000        /* after an error response, drain the client this long */
 #define REQUEST_ID_MAX 64          /* longer client X-Request-Id values are replaced */
-#define PATH_LOG_MAX   1024        /* bytes of the request-target kept for the log */
 
 static void on_event(struct io *io, uint32_t events);
 static void session_timer(struct timer *t);
@@ -49,7 +48,7 @@ static void leg_init(struct session *s, struct leg *l, bool is_client)
 
 void session_start(struct worker *w, int fd, const struct sockaddr_storage *peer)
 {
-    struct session *s = calloc(1, sizeof(*s));
+    struct session *s = objpool_get(&w->session_pool);
     unsigned n;
 
     if (!s) {
@@ -238,7 +237,11 @@ static void request_ready(struct session *s)
     size_t plen;
 
     plen = s->req.target.n < PATH_LOG_MAX ? s->req.target.n : PATH_LOG_MAX;
-    s->path = strndup(s->req.target.p, plen);
+    s->path = plen < sizeof(s->path_short) ? s->path_short : objpool_get(&s->w->paths);
+    if (s->path) {
+        memcpy(s->path, s->req.target.p, plen);
+        s->path[plen] = '\0';
+    }
 
     rc = hs_check_request(&s->req, &info);
     if (rc < 0) {
@@ -291,33 +294,33 @@ static void request_ready(struct session *s)
     set_deadline(s, s->w->loop.now + cfg->connect_timeout_ms);
 }
 
-/* Room for one head of max_header_size bytes: a pool buffer when it fits,
- * so the short-lived handshake buffers are recycled instead of scattering
- * holes between long-lived sessions on the heap. */
-static char *head_alloc(struct session *s, struct buf **pb)
+/* Append n bytes read into w->head_in to a head being collected, growing
+ * its block to fit (at least doubling, at most max): a slow or idle client
+ * holds only as much memory as it has sent. Returns 0 or ERR_NOMEM. */
+static int head_append(char **head, size_t *len, size_t *cap, const char *in, size_t n, size_t max)
 {
-    if (s->w->cfg->max_header_size <= BUF_DATA) {
-        *pb = buf_get(&s->w->pool);
-        return *pb ? (char *)(*pb)->data : NULL;
+    if (*len + n > *cap) {
+        size_t c = *cap * 2 < max ? *cap * 2 : max;
+        char *nh;
+        if (c < *len + n)
+            c = *len + n;
+        nh = realloc(*head, c);
+        if (!nh)
+            return ERR_NOMEM;
+        *head = nh;
+        *cap = c;
     }
-    *pb = NULL;
-    return malloc(s->w->cfg->max_header_size);
-}
-
-static void head_free(struct session *s, char **head, struct buf **pb)
-{
-    if (*pb)
-        buf_put(&s->w->pool, *pb);
-    else
-        free(*head);
-    *head = NULL;
-    *pb = NULL;
+    memcpy(*head + *len, in, n);
+    *len += n;
+    return 0;
 }
 
 void session_drop_handshake(struct session *s)
 {
-    head_free(s, &s->req_head, &s->req_pb);
-    head_free(s, &s->hs, &s->hs_pb);
+    free(s->req_head);
+    free(s->hs);
+    s->req_head = s->hs = NULL;
+    s->req_cap = s->hs_cap = 0;
     free(s->req_hdrs);
     free(s->body);
     s->req_hdrs = NULL;
@@ -327,16 +330,9 @@ void session_drop_handshake(struct session *s)
 static void read_request(struct session *s)
 {
     struct http_limits lim;
+    char *in = s->w->head_in;
     int rc;
 
-    if (!s->req_head) {
-        s->req_head = head_alloc(s, &s->req_pb);
-        if (!s->req_head) {
-            s->err = ERR_NOMEM;
-            session_finish(s);
-            return;
-        }
-    }
     limits(s, &lim);
     for (;;) {
         size_t room = lim.max_head - s->req_len;
@@ -346,7 +342,7 @@ static void read_request(struct session *s)
             fail(s, ERR_HTTP_HEAD_TOO_BIG);
             return;
         }
-        n = read(s->c.io.fd, s->req_head + s->req_len, room);
+        n = read(s->c.io.fd, in, room);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
@@ -358,7 +354,11 @@ static void read_request(struct session *s)
             session_finish(s);
             return;
         }
-        s->req_len += (size_t)n;
+        if (head_append(&s->req_head, &s->req_len, &s->req_cap, in, (size_t)n, lim.max_head) < 0) {
+            s->err = ERR_NOMEM;
+            session_finish(s);
+            return;
+        }
         s->req.headers = s->w->scratch;
         rc = http_parse_request(s->req_head, s->req_len, &lim, &s->req, &s->hs_scan);
         /* A short read emptied the socket: the next bytes come with a new
@@ -567,16 +567,10 @@ static void read_response(struct session *s)
 {
     struct http_limits lim;
     struct http_response resp;
+    char *in = s->w->head_in;
     int rc;
 
     limits(s, &lim);
-    if (!s->hs) {
-        s->hs = head_alloc(s, &s->hs_pb);
-        if (!s->hs) {
-            fail(s, ERR_NOMEM);
-            return;
-        }
-    }
     for (;;) {
         size_t room = lim.max_head - s->hs_len;
         ssize_t n;
@@ -585,7 +579,7 @@ static void read_response(struct session *s)
             fail(s, ERR_HS_STATUS);
             return;
         }
-        n = read(s->b.io.fd, s->hs + s->hs_len, room);
+        n = read(s->b.io.fd, in, room);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
@@ -594,7 +588,10 @@ static void read_response(struct session *s)
             fail(s, ERR_BACKEND_CLOSED);
             return;
         }
-        s->hs_len += (size_t)n;
+        if (head_append(&s->hs, &s->hs_len, &s->hs_cap, in, (size_t)n, lim.max_head) < 0) {
+            fail(s, ERR_NOMEM);
+            return;
+        }
         resp.headers = s->w->scratch;
         rc = http_parse_response(s->hs, s->hs_len, &lim, &resp, &s->hs_scan);
         if (rc == ERR_AGAIN && (size_t)n < room && !s->b.rdhup)

@@ -1,6 +1,7 @@
 /* Worker threads: accept, session bookkeeping, the access log, and
  * graceful shutdown. */
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,9 +16,10 @@
 #include "proxy/proxy.h"
 #include "proxy/session.h"
 
-#define ACCEPT_BATCH    64  /* accepts per readiness event before yielding to relays */
-#define POOL_CACHE      64  /* free buffers a worker keeps (1 MiB) */
-#define ACCEPT_RETRY_MS 100 /* wait before accepting again when out of descriptors */
+#define ACCEPT_BATCH    64   /* accepts per readiness event before yielding to relays */
+#define POOL_CACHE      64   /* free buffers a worker keeps (1 MiB) */
+#define ACCEPT_RETRY_MS 100  /* wait before accepting again when out of descriptors */
+#define TRIM_MS         1000 /* memory unused for this long after sessions end goes back */
 
 static const char *const closed_by_names[] = {"none", "client", "backend", "proxy"};
 
@@ -62,10 +64,28 @@ static void free_session(struct defer *d)
     if (s->next)
         s->next->prev = s->prev;
     w->nsessions--;
-    free(s->path);
-    free(s);
+    if (s->path && s->path != s->path_short)
+        objpool_put(&w->paths, s->path);
+    objpool_put(&w->session_pool, s);
+    if (!timer_armed(&w->trim_timer))
+        timer_arm(&w->loop.wheel, &w->trim_timer, w->loop.now + TRIM_MS);
     if (w->draining && w->nsessions == 0)
         w->loop.stop = true;
+}
+
+/* After sessions end (a burst of clients gone, a wave of handshakes timed
+ * out), give memory back: pool buffers that went unused for a whole
+ * period, and the free parts of the heap the handshakes used. Runs once a
+ * period while buffers stay cached, and not at all on a worker that has
+ * nothing to give back. */
+static void trim_memory(struct timer *t)
+{
+    struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, trim_timer));
+
+    buf_pool_trim(&w->pool);
+    malloc_trim(0);
+    if (w->pool.nfree > 0)
+        timer_arm(&w->loop.wheel, &w->trim_timer, w->loop.now + TRIM_MS);
 }
 
 void session_release_slot(struct session *s)
@@ -221,10 +241,14 @@ static int worker_init(struct worker *w, struct proxy *p, unsigned id, int liste
     if (loop_init(&w->loop) < 0 || rng_init(&w->rng) < 0)
         return ERR_SYS;
     buf_pool_init(&w->pool, POOL_CACHE);
+    objpool_init(&w->session_pool, sizeof(struct session));
+    objpool_init(&w->paths, PATH_LOG_MAX + 1);
     w->scratch = malloc(sizeof(*w->scratch) * p->cfg->max_headers);
-    if (!w->scratch)
+    w->head_in = malloc(p->cfg->max_header_size);
+    if (!w->scratch || !w->head_in)
         return ERR_NOMEM;
     timer_init(&w->drain_timer, drain_expired);
+    timer_init(&w->trim_timer, trim_memory);
     timer_init(&w->accept_retry, accept_again);
     w->listen_io.cb = on_accept;
     w->wake_io.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -243,7 +267,10 @@ static void worker_destroy(struct worker *w)
         close(w->wake_io.fd);
     loop_destroy(&w->loop);
     buf_pool_destroy(&w->pool);
+    objpool_destroy(&w->session_pool);
+    objpool_destroy(&w->paths);
     free(w->scratch);
+    free(w->head_in);
 }
 
 static void set_port(struct sockaddr_storage *ss, unsigned port)
