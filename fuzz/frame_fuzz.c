@@ -109,8 +109,8 @@ static void check_close(const uint8_t *p, size_t n)
 
     if (rc != 0) {
         CHECK(rc == ERR_WS_CLOSE_PAYLOAD || rc == ERR_WS_CLOSE_CODE || rc == ERR_WS_UTF8);
-        CHECK(ws_close_code_for(rc) == WS_CLOSE_PROTOCOL ||
-              ws_close_code_for(rc) == WS_CLOSE_INVALID_DATA);
+        CHECK(err_close_code(rc) == WS_CLOSE_PROTOCOL ||
+              err_close_code(rc) == WS_CLOSE_INVALID_DATA);
         return;
     }
     CHECK(n <= WS_MAX_CONTROL);
@@ -158,8 +158,8 @@ static void run(const uint8_t *data, size_t size, bool from_client)
         rc = ws_frame_check(&seq, &rules, &h, &op);
         if (rc != 0) {
             CHECK(memcmp(&before, &seq, sizeof(seq)) == 0);
-            CHECK(ws_close_code_for(rc) == WS_CLOSE_PROTOCOL ||
-                  ws_close_code_for(rc) == WS_CLOSE_TOO_BIG);
+            CHECK(err_close_code(rc) == WS_CLOSE_PROTOCOL ||
+                  err_close_code(rc) == WS_CLOSE_TOO_BIG);
             return;
         }
         CHECK(h.len <= LIMIT && seq.msg_len <= LIMIT);

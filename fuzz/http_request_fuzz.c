@@ -83,7 +83,7 @@ static void fuzz_request(const char *buf, size_t size)
     int rc = parse_request_split(buf, size, &lim, &req);
     if (rc <= 0) {
         /* The error answer for a failed parse always fits a small buffer. */
-        require(hs_build_error(out, 512, hs_status_for(rc), err_str(rc)) > 0);
+        require(hs_build_error(out, 512, err_http_status(rc), err_str(rc)) > 0);
         return;
     }
     require((size_t)rc <= size && (size_t)rc <= lim.max_head);
@@ -97,7 +97,7 @@ static void fuzz_request(const char *buf, size_t size)
     require(hc != 0 || count_conn_opts(h, req.nheaders) <= HS_MAX_CONN_OPTIONS);
     if (hc != 0) {
         require(hc < 0);
-        int st = hs_status_for(hc);
+        int st = err_http_status(hc);
         require(st == 400 || st == 405 || st == 426);
         require(hs_build_error(out, 512, st, err_str(hc)) > 0);
         return;

@@ -348,43 +348,6 @@ int hs_check_request(const struct http_request *req, struct hs_request_info *inf
     return 0;
 }
 
-int hs_status_for(int err)
-{
-    switch (err) {
-    case ERR_HTTP_METHOD:
-        return 405;
-    case ERR_HS_VERSION:
-    case ERR_HS_NOT_UPGRADE:
-        return 426;
-    case ERR_HTTP_HEAD_TOO_BIG:
-    case ERR_HTTP_TOO_MANY_HEADERS:
-        return 431;
-    case ERR_NO_ROUTE:
-        return 404;
-    case ERR_OVERLOADED:
-    case ERR_SHUTDOWN:
-        return 503;
-    case ERR_BACKEND_CONNECT:
-    case ERR_BACKEND_CLOSED:
-    case ERR_HS_STATUS:
-    case ERR_HS_BAD_ACCEPT:
-    case ERR_HS_BAD_UPGRADE:
-    case ERR_HS_BAD_PROTOCOL:
-    case ERR_HS_BAD_EXTENSION:
-        return 502;
-    case ERR_BACKEND_TIMEOUT:
-        return 504;
-    case ERR_HANDSHAKE_TIMEOUT:
-        return 408;
-    case ERR_NOMEM:
-    case ERR_SYS:
-    case ERR_CONFIG:
-        return 500;
-    default:
-        return 400;
-    }
-}
-
 /* ---- keys ---- */
 
 /* SHA-1 fetched from OpenSSL's provider once: passing EVP_sha1() makes

@@ -38,15 +38,6 @@ struct hs_request_info {
  * HS_MAX_CONN_OPTIONS Connection options). */
 int hs_check_request(const struct http_request *req, struct hs_request_info *info);
 
-/* HTTP status for a handshake-phase error code: 405 for ERR_HTTP_METHOD,
- * 426 for ERR_HS_VERSION and ERR_HS_NOT_UPGRADE, 431 for
- * ERR_HTTP_HEAD_TOO_BIG and ERR_HTTP_TOO_MANY_HEADERS, 404 ERR_NO_ROUTE,
- * 503 ERR_OVERLOADED and ERR_SHUTDOWN, 502 ERR_BACKEND_CONNECT and the
- * ERR_HS_* codes that blame the backend (status, accept, upgrade, protocol,
- * extension) and ERR_BACKEND_CLOSED, 504 ERR_BACKEND_TIMEOUT, 408
- * ERR_HANDSHAKE_TIMEOUT, 500 for ERR_NOMEM, ERR_SYS and ERR_CONFIG (our fault),
- * 400 for every other code. */
-int hs_status_for(int err);
 
 /* Sec-WebSocket-Accept for a key of at most HS_KEY_LEN bytes:
  * base64(SHA-1(key + RFC 6455 GUID)). out receives HS_ACCEPT_LEN characters

@@ -21,6 +21,7 @@
  * still working through extends its own deadline. */
 #include <errno.h>
 #include <linux/sockios.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -245,14 +246,16 @@ static void leg_gone(struct leg *l, int err)
                     l->is_client ? "client went away" : "backend went away");
 }
 
-/* src broke the protocol: close it with the matching code and tell the
- * other leg (1001 to the backend for a client fault, 1014 to the client
- * for a backend that sent garbage). */
+/* src broke the protocol or a limit: close it with the matching code and
+ * tell the other leg what happened (1001 to the backend for a client fault,
+ * 1014 to the client for a backend that sent garbage), e.g. "client:
+ * message larger than max_message_size". */
 static void proto_fail(struct leg *src, int err)
 {
     struct session *s = src->s;
-    unsigned code = ws_close_code_for(err);
+    unsigned code = err_close_code(err);
     const char *why = err_str(err);
+    char told[128];
 
     if (!s->err)
         s->err = err;
@@ -260,8 +263,8 @@ static void proto_fail(struct leg *src, int err)
     src->forward = false;
     src->close_rcvd = true; /* read nothing more from it but its close */
     queue_close(src, code, why);
-    queue_close(peer(src), src->is_client ? WS_CLOSE_GOING_AWAY : WS_CLOSE_BAD_GATEWAY,
-                src->is_client ? "client broke the protocol" : "backend broke the protocol");
+    snprintf(told, sizeof(told), "%s: %s", src->is_client ? "client" : "backend", why);
+    queue_close(peer(src), src->is_client ? WS_CLOSE_GOING_AWAY : WS_CLOSE_BAD_GATEWAY, told);
 }
 
 /* Payload bytes p[0..n) of the current data frame from src. */

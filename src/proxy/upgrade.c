@@ -182,7 +182,7 @@ void session_respond(struct session *s, int status, int err, const char *detail)
 
 static void fail(struct session *s, int err)
 {
-    session_respond(s, hs_status_for(err), err, err_str(err));
+    session_respond(s, err_http_status(err), err, err_str(err));
 }
 
 static bool valid_request_id(struct http_span v)

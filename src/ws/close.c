@@ -72,18 +72,3 @@ size_t ws_close_payload(uint8_t *out, unsigned code, const char *reason)
     memcpy(out + 2, reason ? reason : "", cut);
     return 2 + cut;
 }
-
-unsigned ws_close_code_for(int err)
-{
-    /* RFC 6455 §7.4.1: 1007 for data inconsistent with the message type,
-     * 1009 for a message too big to process, 1002 for protocol errors. */
-    switch (err) {
-    case ERR_WS_UTF8:
-        return WS_CLOSE_INVALID_DATA;
-    case ERR_WS_FRAME_TOO_BIG:
-    case ERR_WS_MSG_TOO_BIG:
-        return WS_CLOSE_TOO_BIG;
-    default:
-        return WS_CLOSE_PROTOCOL;
-    }
-}

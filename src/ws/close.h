@@ -44,8 +44,5 @@ int ws_close_parse(const uint8_t *p, size_t n, unsigned *code, const uint8_t **r
  * (RFC 6455 §7.1.5) and returns 0. */
 size_t ws_close_payload(uint8_t *out, unsigned code, const char *reason);
 
-/* The close code a protocol error code maps to: 1007 for ERR_WS_UTF8,
- * 1009 for ERR_WS_FRAME_TOO_BIG / ERR_WS_MSG_TOO_BIG, 1002 otherwise. */
-unsigned ws_close_code_for(int err);
 
 #endif

@@ -85,7 +85,7 @@ describe('client -> wsgate violations', () => {
      * with `code`; the backend must then get a close frame from wsgate
      * (`backendCode` when given) and never the `forbidden` bytes.
      */
-    async function expectViolation(frames, code, { backendCode, forbidden } = {}) {
+    async function expectViolation(frames, code, { backendCode, backendReason, forbidden } = {}) {
         const { conn, bc } = await tunnel();
         try {
             for (const f of frames) await conn.write(Buffer.isBuffer(f) ? f : encodeFrame(f));
@@ -98,6 +98,7 @@ describe('client -> wsgate violations', () => {
             assert.ok(bc.closeFrame, `backend got no close frame from wsgate; frames: ${bc.frames.map((f) => f.opcode)}`);
             assert.equal(bc.closeFrame.masked, true);
             if (backendCode) assert.equal(bc.closeFrame.code, backendCode, `backend got close ${bc.closeFrame.code}`);
+            if (backendReason) assert.equal(bc.closeFrame.reason, backendReason, 'the backend is told what the client did');
             if (forbidden) assert.ok(!bc.allReceived.includes(forbidden), 'the offending bytes reached the backend');
             gw.assertAlive();
         } finally {
@@ -106,7 +107,11 @@ describe('client -> wsgate violations', () => {
     }
 
     test('unmasked frame -> client 1002, backend 1001', () =>
-        expectViolation([{ opcode: OP.TEXT, payload: 'unmasked-payload', mask: false }], 1002, { backendCode: 1001, forbidden: 'unmasked-payload' }));
+        expectViolation([{ opcode: OP.TEXT, payload: 'unmasked-payload', mask: false }], 1002, {
+            backendCode: 1001,
+            backendReason: 'client: client frame is not masked',
+            forbidden: 'unmasked-payload',
+        }));
 
     test('RSV1 set (no extension negotiated) -> 1002', () => expectViolation([{ opcode: OP.TEXT, payload: 'abc', rsv1: true }], 1002));
     test('RSV3 set -> 1002', () => expectViolation([{ opcode: OP.BINARY, payload: 'abc', rsv3: true }], 1002));
@@ -137,7 +142,11 @@ describe('client -> wsgate violations', () => {
         ));
     test('text message truncated inside a character -> 1007', () => expectViolation([{ opcode: OP.TEXT, payload: Buffer.from('ab€').subarray(0, 4) }], 1007));
     test(`message of 2 KiB over max_message_size ${MAX_MESSAGE} -> 1009`, () =>
-        expectViolation([{ opcode: OP.BINARY, payload: Buffer.alloc(2048, 0x42) }], 1009, { forbidden: Buffer.alloc(2048, 0x42) }));
+        expectViolation([{ opcode: OP.BINARY, payload: Buffer.alloc(2048, 0x42) }], 1009, {
+            backendCode: 1001,
+            backendReason: 'client: message larger than max_message_size',
+            forbidden: Buffer.alloc(2048, 0x42),
+        }));
     test('2 KiB message in four 512-byte fragments -> 1009', () =>
         expectViolation(
             [0, 1, 2, 3].map((i) => ({ opcode: i === 0 ? OP.BINARY : OP.CONT, payload: Buffer.alloc(512, 0x43 + i), fin: i === 3 })),

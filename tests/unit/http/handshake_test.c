@@ -246,47 +246,7 @@ static void test_check_request_key(void **state)
                      0);
 }
 
-/* ---- status mapping and keys ---- */
-
-static void test_status_for(void **state)
-{
-    assert_int_equal(hs_status_for(ERR_HTTP_METHOD), 405);
-    assert_int_equal(hs_status_for(ERR_HS_VERSION), 426);
-    assert_int_equal(hs_status_for(ERR_HS_NOT_UPGRADE), 426);
-    assert_int_equal(hs_status_for(ERR_HTTP_HEAD_TOO_BIG), 431);
-    assert_int_equal(hs_status_for(ERR_HTTP_TOO_MANY_HEADERS), 431);
-    assert_int_equal(hs_status_for(ERR_NO_ROUTE), 404);
-    assert_int_equal(hs_status_for(ERR_OVERLOADED), 503);
-    assert_int_equal(hs_status_for(ERR_SHUTDOWN), 503);
-    assert_int_equal(hs_status_for(ERR_BACKEND_CONNECT), 502);
-    assert_int_equal(hs_status_for(ERR_BACKEND_CLOSED), 502);
-    assert_int_equal(hs_status_for(ERR_HS_STATUS), 502);
-    assert_int_equal(hs_status_for(ERR_HS_BAD_ACCEPT), 502);
-    assert_int_equal(hs_status_for(ERR_HS_BAD_UPGRADE), 502);
-    assert_int_equal(hs_status_for(ERR_HS_BAD_PROTOCOL), 502);
-    assert_int_equal(hs_status_for(ERR_HS_BAD_EXTENSION), 502);
-    assert_int_equal(hs_status_for(ERR_BACKEND_TIMEOUT), 504);
-    assert_int_equal(hs_status_for(ERR_HANDSHAKE_TIMEOUT), 408);
-    assert_int_equal(hs_status_for(ERR_NOMEM), 500);
-    assert_int_equal(hs_status_for(ERR_SYS), 500);
-    assert_int_equal(hs_status_for(ERR_CONFIG), 500);
-    static const int bad_request[] = {
-        ERR_HTTP_SYNTAX,
-        ERR_HTTP_VERSION,
-        ERR_HTTP_BARE_LF,
-        ERR_HTTP_OBS_FOLD,
-        ERR_HTTP_BAD_CHAR,
-        ERR_HS_NO_HOST,
-        ERR_HS_DUP_HOST,
-        ERR_HS_BODY,
-        ERR_HS_BAD_KEY,
-        ERR_AGAIN,
-        0,
-        -10000,
-    };
-    for (size_t i = 0; i < sizeof(bad_request) / sizeof(bad_request[0]); i++)
-        assert_int_equal(hs_status_for(bad_request[i]), 400);
-}
+/* ---- keys ---- */
 
 static void test_accept_key_rfc_example(void **state)
 {
@@ -938,7 +898,6 @@ int main(void)
         cmocka_unit_test(test_check_request_not_upgrade),
         cmocka_unit_test(test_check_request_ws_version),
         cmocka_unit_test(test_check_request_key),
-        cmocka_unit_test(test_status_for),
         cmocka_unit_test(test_accept_key_rfc_example),
         cmocka_unit_test(test_make_key),
         cmocka_unit_test(test_upstream_full),

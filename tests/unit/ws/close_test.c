@@ -175,17 +175,6 @@ static void test_payload_invalid_reason(void **state)
     assert_int_equal(write_and_parse(1002, "ab\xc0\xaf"), 2);
 }
 
-static void test_code_for(void **state)
-{
-    assert_int_equal(ws_close_code_for(ERR_WS_UTF8), WS_CLOSE_INVALID_DATA);
-    assert_int_equal(ws_close_code_for(ERR_WS_FRAME_TOO_BIG), WS_CLOSE_TOO_BIG);
-    assert_int_equal(ws_close_code_for(ERR_WS_MSG_TOO_BIG), WS_CLOSE_TOO_BIG);
-    assert_int_equal(ws_close_code_for(ERR_WS_UNMASKED), WS_CLOSE_PROTOCOL);
-    assert_int_equal(ws_close_code_for(ERR_WS_CTRL_TOO_BIG), WS_CLOSE_PROTOCOL);
-    assert_int_equal(ws_close_code_for(ERR_WS_CLOSE_CODE), WS_CLOSE_PROTOCOL);
-    assert_int_equal(ws_close_code_for(ERR_WS_LENGTH), WS_CLOSE_PROTOCOL);
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,7 +184,6 @@ int main(void)
         cmocka_unit_test(test_payload),
         cmocka_unit_test(test_payload_cut_boundary),
         cmocka_unit_test(test_payload_invalid_reason),
-        cmocka_unit_test(test_code_for),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
