@@ -5,7 +5,8 @@
  *   open    --rate R messages/s on a fixed schedule whatever the replies,
  *           latency taken from the scheduled send time (no coordinated
  *           omission);
- *   idle    open N connections, one echo each, hold them;
+ *   idle    open N connections; once all are open, one message on every
+ *           one at once (a burst), then hold them;
  *   churn   N workers loop connect, upgrade, one echo, close handshake.
  *
  * Every echo is verified: opcode, length, per-connection sequence and, with
@@ -53,6 +54,7 @@
 #define CLOSE_TIMEOUT   (10 * NS)          /* close frame sent -> close frame back */
 #define EOF_WAIT        (2 * NS)           /* close frame back -> server's FIN */
 #define SWEEP_NS        (100 * 1000000ULL) /* deadline sweep interval */
+#define MS_NS           1000000ULL         /* one millisecond in ns */
 #define RING_MAX        (1u << 22)         /* messages in flight on one connection */
 #define SERVICE_ROUNDS  4                  /* fill+send rounds per connection per pass */
 #define HIST_SUB_BITS   8
@@ -198,6 +200,7 @@ struct worker {
     size_t rr;                   /* open loop: next connection to send on */
     size_t src_rr;               /* next source address */
     bool stopping;               /* no new messages or cycles */
+    bool burst_sent;             /* idle: the one message per connection is scheduled */
     uint64_t messages;           /* echoes (churn: cycles) in the measured window */
     uint64_t sent;               /* messages serialised, whole run */
     uint64_t received;           /* echoes verified, whole run */
@@ -781,6 +784,8 @@ static void on_open(struct worker *w, struct conn *c)
     case MODE_OPEN:
         break;
     case MODE_IDLE:
+        /* Nothing yet: the burst goes out once every connection is open. */
+        break;
     case MODE_CHURN:
         schedule(w, c, w->now);
         break;
@@ -1279,7 +1284,7 @@ static uint64_t tick(struct worker *w)
 
         if (atomic_compare_exchange_strong(&r->t_start, &zero, now))
             info(cfg, "%lu connections open; %s", cfg->conns,
-                 cfg->mode == MODE_IDLE ? "holding" : "warming up");
+                 cfg->mode == MODE_IDLE ? "one message on each" : "warming up");
         t0 = atomic_load(&r->t_start);
     }
     if (w->stopping)
@@ -1289,6 +1294,21 @@ static uint64_t tick(struct worker *w)
 
         if (stop_flag && tr == 0)
             die("interrupted before all %lu connections were ready", cfg->conns);
+        if (t0 == 0 && cfg->threads > 1) {
+            /* Another thread may open the last connection: look again
+             * soon, so that the threads' bursts start within 1 ms. */
+            wait = MS_NS;
+        }
+        if (t0 != 0 && !w->burst_sent) {
+            /* One message on every connection at once, all stamped with
+             * the same send time: the proxy sees N messages arrive
+             * together, the worst case for buffers taken on arrival. */
+            w->burst_sent = true;
+            for (size_t i = 0; i < w->nconns; i++) {
+                if (w->conns[i].state == CS_OPEN)
+                    schedule(w, &w->conns[i], now);
+            }
+        }
         if (tr && (stop_flag || now >= tr + secs(cfg->hold))) {
             uint64_t zero = 0;
 
@@ -1489,8 +1509,9 @@ static void usage(FILE *f)
                "  -d, --duration T     measured seconds (10)\n"
                "  -w, --warmup W       seconds before measuring (2)\n"
                "      --rate R         open loop: R messages/s over all connections\n"
-               "      --idle           open N connections, one echo each, print a ready line,\n"
-               "                       hold them for --hold T seconds (30) or until SIGTERM\n"
+               "      --idle           open N connections, then one echo on each at once,\n"
+               "                       print a ready line, hold them for --hold T seconds (30)\n"
+               "                       or until SIGTERM\n"
                "      --churn          N workers loop connect, upgrade, one echo, close\n"
                "      --check          compare every echoed byte\n"
                "      --sources A-B    bind outgoing sockets round-robin to these IPv4 addresses\n"

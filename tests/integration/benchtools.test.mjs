@@ -314,6 +314,59 @@ describe('wsbench fails on a wrong echo', () => {
     });
 });
 
+describe('wsbench --idle sends its burst only once every connection is open', () => {
+    test('no message before the last upgrade, then one on each', { timeout: 30000 }, async () => {
+        // The last of N upgrades is held back 500 ms: a tool that sends on
+        // each connection as soon as it opens would have messages here
+        // while fewer than N are open.
+        const N = 40;
+        const wss = new WebSocketServer({ noServer: true });
+        const srv = http.createServer();
+        let upgrades = 0;
+        let open = 0;
+        const early = [];
+        let got = 0;
+        srv.on('upgrade', (req, sock, head) => {
+            const finish = () =>
+                wss.handleUpgrade(req, sock, head, (ws) => {
+                    open++;
+                    ws.on('message', (data, isBinary) => {
+                        got++;
+                        if (open < N) early.push(open);
+                        ws.send(data, { binary: isBinary });
+                    });
+                    ws.on('error', () => {});
+                });
+            if (++upgrades === N) setTimeout(finish, 500);
+            else finish();
+        });
+        await new Promise((res) => srv.listen(0, '127.0.0.1', res));
+        const p = startProc(WSBENCH_BIN, ['--url', `ws://127.0.0.1:${srv.address().port}/`, '--idle', '-c', String(N), '--hold', '60', '--check', '--json', '-q']);
+        try {
+            const line = await p.waitLine(/"event":"ready"/, 10000, 'the ready line');
+            assert.deepEqual(JSON.parse(line), { event: 'ready', connections: N });
+            assert.deepEqual(early, [], 'messages that arrived while fewer than N connections were open (open count at each)');
+            assert.equal(got, N, 'one message per connection');
+            const r = await p.stop(10000);
+            assert.equal(r.code, 0, `exit after SIGTERM: ${JSON.stringify(r)}; stderr:\n${p.stderr}`);
+            const j = lastJson(p.stdout);
+            assert.equal(j.mode, 'idle');
+            assert.equal(j.messages, N);
+            // Every echo is timed from the burst, after the held-back upgrade:
+            // well under the 500 ms delay.
+            assert.ok(j.latency_us.max < 400000, `latency from the burst: ${JSON.stringify(j.latency_us)}`);
+        } finally {
+            if (p.proc.exitCode === null && p.proc.signalCode === null) {
+                process.kill(p.pid, 'SIGKILL');
+                await p.exited;
+            }
+            for (const c of wss.clients) c.terminate();
+            srv.closeAllConnections();
+            await new Promise((res) => srv.close(res));
+        }
+    });
+});
+
 /** A Node ws client on wsecho with a queue of incoming messages. */
 async function openClient(port, protocols) {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/echo`, protocols, { maxPayload: 64 * 1024 * 1024 });
