@@ -171,7 +171,7 @@ static void start_closing(struct session *s)
             probe(legs[i]);
         }
     }
-    arm_by(s, now + s->w->cfg->close_timeout_ms);
+    arm_by(s, now + s->cfg->close_timeout_ms);
 }
 
 /* Append a control frame from wsgate to l->ctl. */
@@ -347,7 +347,7 @@ static int control(struct leg *src, struct buf *b, const struct ws_frame_hdr *h)
 static int parse(struct leg *src, struct buf *b)
 {
     struct session *s = src->s;
-    const struct config *cfg = s->w->cfg;
+    const struct config *cfg = s->cfg;
     struct ws_rules rules = {cfg->max_frame_size, cfg->max_message_size, src->is_client};
 
     while (b->ppos < b->wpos && !src->close_rcvd) {
@@ -509,7 +509,7 @@ static void trim(struct leg *src)
 static void read_some(struct leg *src)
 {
     struct session *s = src->s;
-    size_t high = s->w->cfg->high_watermark;
+    size_t high = s->cfg->high_watermark;
 
     if (src->throttled && !(src->forward && src->queued >= high))
         release(src);
@@ -527,7 +527,7 @@ static void read_some(struct leg *src)
         if (!b) {
             if (!s->err)
                 s->err = ERR_NOMEM;
-            session_finish(s);
+            session_end(s);
             return;
         }
         room = BUF_DATA - b->wpos;
@@ -605,7 +605,7 @@ static ssize_t send_iov(struct leg *l, struct iovec *iov, int cnt)
 static void track_tx(struct leg *l, size_t wrote)
 {
     struct session *s = l->s;
-    const struct config *cfg = s->w->cfg;
+    const struct config *cfg = s->cfg;
     uint64_t now = s->w->loop.now;
 
     l->tx_bytes += wrote;
@@ -723,7 +723,7 @@ static void flush(struct leg *dst)
     }
 out:
     track_tx(dst, wrote);
-    if (src->throttled && src->queued <= s->w->cfg->low_watermark)
+    if (src->throttled && src->queued <= s->cfg->low_watermark)
         pump(src);
 }
 
@@ -742,7 +742,7 @@ static void reap(struct session *s)
             leg_shut(l);
     }
     if (s->c.io.fd < 0 && s->b.io.fd < 0)
-        session_finish(s);
+        session_end(s);
 }
 
 /* A leg that wsgate no longer relays is read again even if it was held
@@ -789,7 +789,7 @@ enum due {
 /* The leg's next deadline (UINT64_MAX: none) and what it is for. */
 static uint64_t leg_due(struct leg *l, enum due *what)
 {
-    const struct config *cfg = l->s->w->cfg;
+    const struct config *cfg = l->s->cfg;
     uint64_t at = UINT64_MAX;
 
     *what = DUE_NONE;
@@ -888,7 +888,7 @@ static void leg_timer(struct leg *l, enum due what)
         }
         if (!s->err)
             s->err = ERR_CLOSE_TIMEOUT;
-        session_finish(s);
+        session_end(s);
         break;
     }
 }
@@ -913,7 +913,7 @@ static bool close_stuck(struct session *s)
 
 static void schedule(struct session *s)
 {
-    const struct config *cfg = s->w->cfg;
+    const struct config *cfg = s->cfg;
     uint64_t next = legs_due(s);
 
     if (s->closing) {
@@ -933,7 +933,7 @@ static void schedule(struct session *s)
 
 void relay_timer(struct session *s)
 {
-    const struct config *cfg = s->w->cfg;
+    const struct config *cfg = s->cfg;
     uint64_t now = s->w->loop.now;
     struct leg *legs[2] = {&s->c, &s->b};
 
@@ -947,7 +947,7 @@ void relay_timer(struct session *s)
     if (s->closing && s->deadline && now >= s->deadline && close_stuck(s)) {
         if (!s->err)
             s->err = ERR_CLOSE_TIMEOUT;
-        session_finish(s);
+        session_end(s);
         return;
     }
     if (!s->closing && cfg->idle_timeout_ms) {
@@ -1006,8 +1006,8 @@ static int preload(struct leg *l, const char *p, size_t n)
     return 0;
 }
 
-int relay_start(struct session *s, const char *client_extra, size_t cn, const char *backend_extra,
-                size_t bn)
+void relay_start(struct session *s, const char *client_extra, size_t cn, const char *backend_extra,
+                 size_t bn)
 {
     uint64_t now = s->w->loop.now;
 
@@ -1022,8 +1022,8 @@ int relay_start(struct session *s, const char *client_extra, size_t cn, const ch
     timer_disarm(&s->w->loop.wheel, &s->timer);
     if (preload(&s->b, backend_extra, bn) < 0 || preload(&s->c, client_extra, cn) < 0) {
         s->err = ERR_NOMEM;
-        session_finish(s);
-        return ERR_NOMEM;
+        session_end(s);
+        return;
     }
     flush(&s->c);
     if (s->st == SESS_ST_RELAY)
@@ -1035,5 +1035,4 @@ int relay_start(struct session *s, const char *client_extra, size_t cn, const ch
     settle(s);
     if (s->st == SESS_ST_RELAY)
         schedule(s);
-    return s->st == SESS_ST_RELAY ? 0 : ERR_SYS;
 }

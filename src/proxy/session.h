@@ -1,6 +1,11 @@
 /* A connection pair (session) and the worker that owns it. Internal to the
- * proxy module: worker.c accepts and shuts down, upgrade.c runs the
- * opening handshakes, relay.c relays frames. */
+ * proxy module:
+ *   worker.c   threads, accept, graceful shutdown, memory trimming
+ *   session.c  a session's life: start, event and timer dispatch, finish,
+ *              the access log (the only code that frees a session)
+ *   upgrade.c  the opening handshakes, up to the backend's 101
+ *   relay.c    frames both ways, backpressure, keepalive, close handshake
+ *   leg.c      one side's socket and queues, below both steps */
 #ifndef WSG_PROXY_SESSION_H
 #define WSG_PROXY_SESSION_H
 
@@ -55,14 +60,16 @@ struct proxy {
 };
 
 enum sess_state {
-    SESS_ST_REQUEST, /* reading the client's request head */
-    SESS_ST_CONNECT, /* backend TCP connect in progress */
-    SESS_ST_UPGRADE, /* upgrade request sent, reading the backend's response head */
-    SESS_ST_BODY,    /* reading a backend's non-101 response body to relay it */
-    SESS_ST_RESPOND, /* writing an HTTP response to the client, then linger and close */
-    SESS_ST_LINGER,  /* response sent, write side shut, draining the client until EOF */
-    SESS_ST_RELAY,   /* WebSocket relay, including the closing handshake */
-    SESS_ST_DONE,    /* both sockets closed; freed after this loop pass */
+    SESS_ST_REQUEST,  /* reading the client's request head */
+    SESS_ST_CONNECT,  /* backend TCP connect in progress */
+    SESS_ST_UPGRADE,  /* upgrade request sent, reading the backend's response head */
+    SESS_ST_BODY,     /* reading a backend's non-101 response body to relay it */
+    SESS_ST_RESPOND,  /* writing an HTTP response to the client, then linger and close */
+    SESS_ST_LINGER,   /* response sent, write side shut, draining the client until EOF */
+    SESS_ST_UPGRADED, /* both handshakes done: the dispatcher starts the relay */
+    SESS_ST_RELAY,    /* WebSocket relay, including the closing handshake */
+    SESS_ST_END,      /* a step ended the session: the dispatcher finishes it */
+    SESS_ST_DONE,     /* both sockets closed; freed after this loop pass */
 };
 
 #define PATH_LOG_MAX 1024 /* bytes of the request-target kept for the log */
@@ -140,6 +147,7 @@ struct session {
     struct leg c; /* client */
     struct leg b; /* backend */
     struct worker *w;
+    const struct config *cfg;    /* the snapshot it started with (borrowed: outlives it) */
     struct session *next, *prev; /* worker's list */
     enum sess_state st;
     struct timer timer;
@@ -172,10 +180,11 @@ struct session {
     size_t req_head_len;          /* length of the request head itself */
     struct http_header *req_hdrs; /* exact-size copy of the parsed request headers */
     struct http_request req;
-    char *hs;       /* the backend's response head (+ any early frames) */
-    size_t hs_cap;  /* bytes allocated for hs */
-    size_t hs_len;  /* bytes in hs */
-    size_t hs_scan; /* parser scan hint for whichever head is being read */
+    char *hs;           /* the backend's response head (+ any early frames) */
+    size_t hs_cap;      /* bytes allocated for hs */
+    size_t hs_len;      /* bytes in hs */
+    size_t hs_head_len; /* length of the response head itself, once complete */
+    size_t hs_scan;     /* parser scan hint for whichever head is being read */
     struct http_chunked chunked;
     char *body; /* backend's error body being collected */
     size_t body_len;
@@ -185,33 +194,60 @@ struct session {
     char accept[32];    /* Sec-WebSocket-Accept we expect from the backend */
 };
 
-/* worker.c */
+/* session.c: the dispatcher */
+
+/* Start a session for an accepted client socket fd (taken). */
+void session_start(struct worker *w, int fd, const struct sockaddr_storage *peer);
+/* Graceful shutdown: close 1001 in the relay, 503 during the handshake. */
+void session_shutdown(struct session *s);
+/* Finish now (shutdown_timeout passed), with err as the reason if none yet. */
+void session_abort(struct session *s, int err);
+/* Give back the client's share of the worker's connection count (once). */
 void session_release_slot(struct session *s);
 
-/* upgrade.c */
-void session_start(struct worker *w, int fd, const struct sockaddr_storage *peer);
-void session_respond(struct session *s, int status, int err, const char *detail);
-/* Free what only the handshake needed (head buffers, headers, body). */
-void session_drop_handshake(struct session *s);
-/* Write l->pre from pre_off. Returns 1 when all is written (pre freed), 0 on
- * EAGAIN, ERR_SYS when the peer is gone. */
-int leg_write_pre(struct leg *l);
+/* A step (handshake or relay) ends the session: the dispatcher finishes
+ * it when the step returns. Steps return promptly once they call this. */
+static inline void session_end(struct session *s)
+{
+    s->st = SESS_ST_END;
+}
 
-/* relay.c */
-int relay_start(struct session *s, const char *client_extra, size_t cn, const char *backend_extra,
-                size_t bn);
+/* worker.c: a session was freed (the worker may stop draining, trim). */
+void worker_session_gone(struct worker *w);
+
+/* upgrade.c: the opening handshakes. Each sets SESS_ST_END to end the
+ * session and SESS_ST_UPGRADED when the relay can start. */
+/* Begin reading the request; overloaded: answer 503 instead. */
+void handshake_start(struct session *s, bool overloaded);
+void handshake_event(struct session *s, struct leg *l, uint32_t events);
+void handshake_timer(struct session *s);
+/* Shutting down: answer 503 to a client still in its handshake. */
+void handshake_shutdown(struct session *s);
+/* Free what only the handshake needed (heads, headers, body). */
+void handshake_free(struct session *s);
+
+/* relay.c: frames both ways once the 101 is sent. Each may set
+ * SESS_ST_END. client_extra/backend_extra: bytes that came after each
+ * head (borrowed for the call). */
+void relay_start(struct session *s, const char *client_extra, size_t cn, const char *backend_extra,
+                 size_t bn);
 void relay_event(struct leg *l, uint32_t events);
 void relay_timer(struct session *s);
 void relay_shutdown(struct session *s);
 
-/* Shared teardown: close both fds, log the access line, free later. */
-void session_finish(struct session *s);
+/* leg.c */
+void leg_init(struct session *s, struct leg *l, bool is_client, io_cb cb);
+/* Queue bytes wsgate writes to l before anything else (taken: malloc'd). */
+void leg_set_pre(struct leg *l, char *bytes, size_t len);
+/* Write l->pre from pre_off. Returns 1 when all is written (pre freed), 0 on
+ * EAGAIN, ERR_SYS when the peer is gone. */
+int leg_write_pre(struct leg *l);
 /* Close a leg's socket (releasing the client's share of conns) but keep its
  * rx queue: what it sent before going away is still delivered. */
 void leg_shut(struct leg *l);
 /* Forget everything queued from l (its destination is gone). */
 void leg_drop_queue(struct leg *l);
 /* Close a leg for good: leg_shut, leg_drop_queue, and its handshake bytes. */
-void leg_close_fd(struct leg *l);
+void leg_close(struct leg *l);
 
 #endif

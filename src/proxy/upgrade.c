@@ -22,87 +22,21 @@
 #define LINGER_MAX_MS  2000        /* after an error response, drain the client this long */
 #define REQUEST_ID_MAX 64          /* longer client X-Request-Id values are replaced */
 
-static void on_event(struct io *io, uint32_t events);
-static void session_timer(struct timer *t);
-
-static struct leg *leg_of(struct io *io)
-{
-    return (struct leg *)((char *)io - offsetof(struct leg, io));
-}
-
 static void set_deadline(struct session *s, uint64_t at)
 {
     s->deadline = at;
     timer_arm(&s->w->loop.wheel, &s->timer, at);
 }
 
-static void leg_init(struct session *s, struct leg *l, bool is_client)
+static void session_respond(struct session *s, int status, int err, const char *detail);
+
+void handshake_start(struct session *s, bool overloaded)
 {
-    l->s = s;
-    l->is_client = is_client;
-    l->io.fd = -1;
-    l->io.cb = on_event;
-    l->forward = true;
-    l->writable = true;
-}
-
-void session_start(struct worker *w, int fd, const struct sockaddr_storage *peer)
-{
-    struct session *s = objpool_get(&w->session_pool);
-    unsigned n;
-
-    if (!s) {
-        close(fd);
-        return;
-    }
-    s->w = w;
-    leg_init(s, &s->c, true);
-    leg_init(s, &s->b, false);
-    s->c.io.fd = fd;
-    s->peer = *peer;
-    s->start_ms = w->loop.now;
-    s->st = SESS_ST_REQUEST;
-    timer_init(&s->timer, session_timer);
-    sock_addr_text((const struct sockaddr *)peer, s->client, sizeof(s->client));
-    s->next = w->sessions;
-    if (w->sessions)
-        w->sessions->prev = s;
-    w->sessions = s;
-    w->nsessions++;
-
-    n = atomic_fetch_add_explicit(&w->proxy->conns, 1, memory_order_relaxed) + 1;
-    s->counted = true;
-    if (loop_add(&w->loop, &s->c.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
-        s->err = ERR_SYS;
-        session_finish(s);
-        return;
-    }
-    if (n > w->proxy->max_conns) {
+    if (overloaded) {
         session_respond(s, 503, ERR_OVERLOADED, err_str(ERR_OVERLOADED));
         return;
     }
-    set_deadline(s, w->loop.now + w->cfg->handshake_timeout_ms);
-}
-
-int leg_write_pre(struct leg *l)
-{
-    while (l->pre_off < l->pre_len) {
-        ssize_t n = send(l->io.fd, l->pre + l->pre_off, l->pre_len - l->pre_off, MSG_NOSIGNAL);
-        if (n < 0) {
-            if (errno == EINTR)
-                continue;
-            if (errno == EAGAIN) {
-                l->writable = false;
-                return 0;
-            }
-            return ERR_SYS;
-        }
-        l->pre_off += (uint32_t)n;
-    }
-    free(l->pre);
-    l->pre = NULL;
-    l->pre_len = l->pre_off = 0;
-    return 1;
+    set_deadline(s, s->w->loop.now + s->cfg->handshake_timeout_ms);
 }
 
 static void linger_read(struct session *s)
@@ -117,7 +51,7 @@ static void linger_read(struct session *s)
             continue;
         if (n < 0 && errno == EAGAIN)
             return;
-        session_finish(s); /* EOF or reset: the client has our response */
+        session_end(s); /* EOF or reset: the client has our response */
         return;
     }
 }
@@ -129,7 +63,7 @@ static void respond_flush(struct session *s)
     if (rc == 0)
         return;
     if (rc < 0) {
-        session_finish(s);
+        session_end(s);
         return;
     }
     /* Half-close and drain what the client still sends, so closing with
@@ -140,20 +74,12 @@ static void respond_flush(struct session *s)
     linger_read(s);
 }
 
-static void set_pre(struct leg *l, char *bytes, size_t len)
-{
-    free(l->pre);
-    l->pre = (uint8_t *)bytes;
-    l->pre_len = (uint32_t)len;
-    l->pre_off = 0;
-}
-
 static void start_respond(struct session *s, char *resp, size_t len)
 {
-    uint64_t linger = s->w->cfg->close_timeout_ms;
+    uint64_t linger = s->cfg->close_timeout_ms;
 
-    leg_close_fd(&s->b);
-    set_pre(&s->c, resp, len);
+    leg_close(&s->b);
+    leg_set_pre(&s->c, resp, len);
     s->st = SESS_ST_RESPOND;
     if (linger > LINGER_MAX_MS)
         linger = LINGER_MAX_MS;
@@ -161,7 +87,7 @@ static void start_respond(struct session *s, char *resp, size_t len)
     respond_flush(s);
 }
 
-void session_respond(struct session *s, int status, int err, const char *detail)
+static void session_respond(struct session *s, int status, int err, const char *detail)
 {
     size_t cap = 512;
     char *resp = malloc(cap);
@@ -174,7 +100,7 @@ void session_respond(struct session *s, int status, int err, const char *detail)
         s->closed_by = CLOSED_BY_PROXY;
     if (!resp || (n = hs_build_error(resp, cap, status, detail)) < 0) {
         free(resp);
-        session_finish(s);
+        session_end(s);
         return;
     }
     start_respond(s, resp, (size_t)n);
@@ -217,8 +143,8 @@ static void make_request_id(struct session *s, struct http_span given)
 
 static const struct http_limits *limits(const struct session *s, struct http_limits *lim)
 {
-    lim->max_head = s->w->cfg->max_header_size;
-    lim->max_headers = s->w->cfg->max_headers;
+    lim->max_head = s->cfg->max_header_size;
+    lim->max_headers = s->cfg->max_headers;
     return lim;
 }
 
@@ -226,7 +152,7 @@ static const struct http_limits *limits(const struct session *s, struct http_lim
  * connect to the backend and prepare our upgrade request. */
 static void request_ready(struct session *s)
 {
-    const struct config *cfg = s->w->cfg;
+    const struct config *cfg = s->cfg;
     struct hs_request_info info;
     struct hs_upstream up;
     char ip[64], key[HS_KEY_LEN + 1];
@@ -285,7 +211,7 @@ static void request_ready(struct session *s)
         return;
     }
     s->b.io.fd = fd;
-    set_pre(&s->b, out, (size_t)rc);
+    leg_set_pre(&s->b, out, (size_t)rc);
     if (loop_add(&s->w->loop, &s->b.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
         fail(s, ERR_BACKEND_CONNECT);
         return;
@@ -315,7 +241,7 @@ static int head_append(char **head, size_t *len, size_t *cap, const char *in, si
     return 0;
 }
 
-void session_drop_handshake(struct session *s)
+void handshake_free(struct session *s)
 {
     free(s->req_head);
     free(s->hs);
@@ -351,12 +277,12 @@ static void read_request(struct session *s)
             /* Gone before finishing its request: nothing to answer. */
             s->err = ERR_CLIENT_CLOSED;
             s->closed_by = CLOSED_BY_CLIENT;
-            session_finish(s);
+            session_end(s);
             return;
         }
         if (head_append(&s->req_head, &s->req_len, &s->req_cap, in, (size_t)n, lim.max_head) < 0) {
             s->err = ERR_NOMEM;
-            session_finish(s);
+            session_end(s);
             return;
         }
         s->req.headers = s->w->scratch;
@@ -554,13 +480,10 @@ static void response_ready(struct session *s, struct http_response *resp, size_t
         fail(s, ERR_NOMEM);
         return;
     }
-    set_pre(&s->c, out, (size_t)rc);
+    leg_set_pre(&s->c, out, (size_t)rc);
     s->status = 101;
-    rc = relay_start(s, s->req_head + s->req_head_len, s->req_len - s->req_head_len,
-                     s->hs + head_len, s->hs_len - head_len);
-    if (rc < 0)
-        return;
-    session_drop_handshake(s);
+    s->hs_head_len = head_len;
+    s->st = SESS_ST_UPGRADED; /* the dispatcher starts the relay */
 }
 
 static void read_response(struct session *s)
@@ -649,7 +572,7 @@ static void client_event(struct session *s, uint32_t events)
         break;
     case SESS_ST_RESPOND:
         if (events & (EPOLLERR | EPOLLHUP))
-            session_finish(s);
+            session_end(s);
         else if (events & EPOLLOUT)
             respond_flush(s);
         break;
@@ -663,33 +586,22 @@ static void client_event(struct session *s, uint32_t events)
         if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) {
             s->err = ERR_CLIENT_CLOSED;
             s->closed_by = CLOSED_BY_CLIENT;
-            session_finish(s);
+            session_end(s);
         }
         break;
     }
 }
 
-static void on_event(struct io *io, uint32_t events)
+void handshake_event(struct session *s, struct leg *l, uint32_t events)
 {
-    struct leg *l = leg_of(io);
-    struct session *s = l->s;
-
-    if (s->st == SESS_ST_DONE || io->fd < 0)
-        return;
-    if (s->st == SESS_ST_RELAY) {
-        relay_event(l, events);
-        return;
-    }
     if (l->is_client)
         client_event(s, events);
     else
         backend_event(s, events);
 }
 
-static void session_timer(struct timer *t)
+void handshake_timer(struct session *s)
 {
-    struct session *s = (struct session *)((char *)t - offsetof(struct session, timer));
-
     switch (s->st) {
     case SESS_ST_REQUEST:
         fail(s, ERR_HANDSHAKE_TIMEOUT);
@@ -703,12 +615,15 @@ static void session_timer(struct timer *t)
         break;
     case SESS_ST_RESPOND:
     case SESS_ST_LINGER:
-        session_finish(s);
+        session_end(s);
         break;
-    case SESS_ST_RELAY:
-        relay_timer(s);
-        break;
-    case SESS_ST_DONE:
+    default:
         break;
     }
+}
+
+void handshake_shutdown(struct session *s)
+{
+    if (s->st == SESS_ST_REQUEST || s->st == SESS_ST_CONNECT || s->st == SESS_ST_UPGRADE)
+        session_respond(s, 503, ERR_SHUTDOWN, err_str(ERR_SHUTDOWN));
 }

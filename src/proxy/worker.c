@@ -1,5 +1,5 @@
-/* Worker threads: accept, session bookkeeping, the access log, and
- * graceful shutdown. */
+/* Worker threads: accept, graceful shutdown, and giving memory back after
+ * bursts. Sessions themselves live in session.c. */
 #include <errno.h>
 #include <malloc.h>
 #include <netinet/in.h>
@@ -21,52 +21,8 @@
 #define ACCEPT_RETRY_MS 100  /* wait before accepting again when out of descriptors */
 #define TRIM_MS         1000 /* memory unused for this long after sessions end goes back */
 
-static const char *const closed_by_names[] = {"none", "client", "backend", "proxy"};
-
-static void log_access(struct session *s)
+void worker_session_gone(struct worker *w)
 {
-    struct log_line l;
-    uint64_t now = s->w->loop.now;
-    /* A connection closed before sending a byte (a port probe, a health
-     * check) is noise at info level, as HAProxy's dontlognull has it. */
-    enum log_sev sev = s->status == 0 && s->req_len == 0 ? LOG_DEBUG : LOG_INFO;
-
-    if (!log_begin(&l, sev, "access"))
-        return;
-    log_str(&l, "client", s->client);
-    log_str(&l, "request_id", s->request_id);
-    log_str(&l, "path", s->path ? s->path : "");
-    log_str(&l, "backend", s->route ? s->route->backend.addr.text : "");
-    log_int(&l, "status", s->status);
-    log_ms(&l, "duration_ms", (now - s->start_ms) * 1000);
-    log_uint(&l, "msgs_in", s->c.msgs);
-    log_uint(&l, "bytes_in", s->c.bytes);
-    log_uint(&l, "msgs_out", s->b.msgs);
-    log_uint(&l, "bytes_out", s->b.bytes);
-    if (s->close_code)
-        log_uint(&l, "close_code", s->close_code);
-    if (s->close_code)
-        log_strn(&l, "close_reason", s->close_reason, s->close_reason_len);
-    log_str(&l, "closed_by", closed_by_names[s->closed_by]);
-    log_str(&l, "error", err_name(s->err));
-    log_end(&l);
-}
-
-static void free_session(struct defer *d)
-{
-    struct session *s = (struct session *)((char *)d - offsetof(struct session, defer));
-    struct worker *w = s->w;
-
-    if (s->prev)
-        s->prev->next = s->next;
-    else
-        w->sessions = s->next;
-    if (s->next)
-        s->next->prev = s->prev;
-    w->nsessions--;
-    if (s->path && s->path != s->path_short)
-        objpool_put(&w->paths, s->path);
-    objpool_put(&w->session_pool, s);
     if (!timer_armed(&w->trim_timer))
         timer_arm(&w->loop.wheel, &w->trim_timer, w->loop.now + TRIM_MS);
     if (w->draining && w->nsessions == 0)
@@ -86,63 +42,6 @@ static void trim_memory(struct timer *t)
     malloc_trim(0);
     if (w->pool.nfree > 0)
         timer_arm(&w->loop.wheel, &w->trim_timer, w->loop.now + TRIM_MS);
-}
-
-void session_release_slot(struct session *s)
-{
-    if (s->counted) {
-        atomic_fetch_sub_explicit(&s->w->proxy->conns, 1, memory_order_relaxed);
-        s->counted = false;
-    }
-}
-
-void leg_shut(struct leg *l)
-{
-    if (l->io.fd < 0)
-        return;
-    close(l->io.fd);
-    l->io.fd = -1;
-    l->readable = false;
-    if (l->is_client)
-        session_release_slot(l->s);
-}
-
-void leg_drop_queue(struct leg *l)
-{
-    while (l->head) {
-        struct buf *b = l->head;
-        l->head = b->next;
-        buf_put(&l->s->w->pool, b);
-    }
-    l->tail = NULL;
-    l->queued = 0;
-    l->nfrag = 0;
-}
-
-void leg_close_fd(struct leg *l)
-{
-    leg_shut(l);
-    leg_drop_queue(l);
-    free(l->pre);
-    l->pre = NULL;
-}
-
-static void session_free_later(struct session *s)
-{
-    loop_defer(&s->w->loop, &s->defer, free_session);
-}
-
-void session_finish(struct session *s)
-{
-    if (s->st == SESS_ST_DONE)
-        return;
-    s->st = SESS_ST_DONE;
-    leg_close_fd(&s->c);
-    leg_close_fd(&s->b);
-    timer_disarm(&s->w->loop.wheel, &s->timer);
-    log_access(s);
-    session_drop_handshake(s);
-    session_free_later(s);
 }
 
 static void on_accept(struct io *io, uint32_t events)
@@ -188,13 +87,8 @@ static void drain_expired(struct timer *t)
 {
     struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, drain_timer));
 
-    for (struct session *s = w->sessions; s; s = s->next) {
-        if (s->st != SESS_ST_DONE) {
-            if (!s->err)
-                s->err = ERR_SHUTDOWN;
-            session_finish(s);
-        }
-    }
+    for (struct session *s = w->sessions; s; s = s->next)
+        session_abort(s, ERR_SHUTDOWN);
     w->loop.stop = true;
 }
 
@@ -212,12 +106,8 @@ static void on_wake(struct io *io, uint32_t events)
     w->listen_io.fd = -1;
     w->drain_deadline = w->loop.now + w->cfg->shutdown_timeout_ms;
     timer_arm(&w->loop.wheel, &w->drain_timer, w->drain_deadline);
-    for (struct session *s = w->sessions; s; s = s->next) {
-        if (s->st == SESS_ST_RELAY)
-            relay_shutdown(s);
-        else if (s->st == SESS_ST_REQUEST || s->st == SESS_ST_CONNECT || s->st == SESS_ST_UPGRADE)
-            session_respond(s, 503, ERR_SHUTDOWN, err_str(ERR_SHUTDOWN));
-    }
+    for (struct session *s = w->sessions; s; s = s->next)
+        session_shutdown(s);
     if (w->nsessions == 0)
         w->loop.stop = true;
 }

@@ -1,0 +1,80 @@
+/* One side of a connection pair: its socket, the bytes wsgate itself writes
+ * to it ahead of relayed frames, and its rx queue of pool buffers. Below
+ * both the handshake (upgrade.c) and the relay (relay.c). */
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "proxy/session.h"
+
+void leg_init(struct session *s, struct leg *l, bool is_client, io_cb cb)
+{
+    l->s = s;
+    l->is_client = is_client;
+    l->io.fd = -1;
+    l->io.cb = cb;
+    l->forward = true;
+    l->writable = true;
+}
+
+void leg_set_pre(struct leg *l, char *bytes, size_t len)
+{
+    free(l->pre);
+    l->pre = (uint8_t *)bytes;
+    l->pre_len = (uint32_t)len;
+    l->pre_off = 0;
+}
+
+int leg_write_pre(struct leg *l)
+{
+    while (l->pre_off < l->pre_len) {
+        ssize_t n = send(l->io.fd, l->pre + l->pre_off, l->pre_len - l->pre_off, MSG_NOSIGNAL);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            if (errno == EAGAIN) {
+                l->writable = false;
+                return 0;
+            }
+            return ERR_SYS;
+        }
+        l->pre_off += (uint32_t)n;
+    }
+    free(l->pre);
+    l->pre = NULL;
+    l->pre_len = l->pre_off = 0;
+    return 1;
+}
+
+void leg_shut(struct leg *l)
+{
+    if (l->io.fd < 0)
+        return;
+    close(l->io.fd);
+    l->io.fd = -1;
+    l->readable = false;
+    if (l->is_client)
+        session_release_slot(l->s);
+}
+
+void leg_drop_queue(struct leg *l)
+{
+    while (l->head) {
+        struct buf *b = l->head;
+        l->head = b->next;
+        buf_put(&l->s->w->pool, b);
+    }
+    l->tail = NULL;
+    l->queued = 0;
+    l->nfrag = 0;
+}
+
+void leg_close(struct leg *l)
+{
+    leg_shut(l);
+    leg_drop_queue(l);
+    free(l->pre);
+    l->pre = NULL;
+}

@@ -1,0 +1,184 @@
+/* The one owner of a session's life: it starts a session, dispatches its
+ * socket events and its timer to the handshake (upgrade.c) or the relay
+ * (relay.c), moves it from one to the other, and finishes it: sockets
+ * closed, one access-log line, memory freed after the loop pass. The steps
+ * never free a session; one that wants it ended sets SESS_ST_END
+ * (session_end) and returns, and the dispatcher finishes it. */
+#include <stdatomic.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/sock.h"
+#include "proxy/session.h"
+
+static const char *const closed_by_names[] = {"none", "client", "backend", "proxy"};
+
+static void log_access(struct session *s)
+{
+    struct log_line l;
+    uint64_t now = s->w->loop.now;
+    /* A connection closed before sending a byte (a port probe, a health
+     * check) is noise at info level, as HAProxy's dontlognull has it. */
+    enum log_sev sev = s->status == 0 && s->req_len == 0 ? LOG_DEBUG : LOG_INFO;
+
+    if (!log_begin(&l, sev, "access"))
+        return;
+    log_str(&l, "client", s->client);
+    log_str(&l, "request_id", s->request_id);
+    log_str(&l, "path", s->path ? s->path : "");
+    log_str(&l, "backend", s->route ? s->route->backend.addr.text : "");
+    log_int(&l, "status", s->status);
+    log_ms(&l, "duration_ms", (now - s->start_ms) * 1000);
+    log_uint(&l, "msgs_in", s->c.msgs);
+    log_uint(&l, "bytes_in", s->c.bytes);
+    log_uint(&l, "msgs_out", s->b.msgs);
+    log_uint(&l, "bytes_out", s->b.bytes);
+    if (s->close_code)
+        log_uint(&l, "close_code", s->close_code);
+    if (s->close_code)
+        log_strn(&l, "close_reason", s->close_reason, s->close_reason_len);
+    log_str(&l, "closed_by", closed_by_names[s->closed_by]);
+    log_str(&l, "error", err_name(s->err));
+    log_end(&l);
+}
+
+static void free_session(struct defer *d)
+{
+    struct session *s = (struct session *)((char *)d - offsetof(struct session, defer));
+    struct worker *w = s->w;
+
+    if (s->prev)
+        s->prev->next = s->next;
+    else
+        w->sessions = s->next;
+    if (s->next)
+        s->next->prev = s->prev;
+    w->nsessions--;
+    if (s->path && s->path != s->path_short)
+        objpool_put(&w->paths, s->path);
+    objpool_put(&w->session_pool, s);
+    worker_session_gone(w);
+}
+
+/* Close both sockets, log, and free the session after this loop pass. */
+static void finish(struct session *s)
+{
+    if (s->st == SESS_ST_DONE)
+        return;
+    s->st = SESS_ST_DONE;
+    leg_close(&s->c);
+    leg_close(&s->b);
+    timer_disarm(&s->w->loop.wheel, &s->timer);
+    log_access(s);
+    handshake_free(s);
+    loop_defer(&s->w->loop, &s->defer, free_session);
+}
+
+/* After a step: finish a session it ended, or start the relay once both
+ * handshakes are done. */
+static void after_step(struct session *s)
+{
+    if (s->st == SESS_ST_UPGRADED) {
+        relay_start(s, s->req_head + s->req_head_len, s->req_len - s->req_head_len,
+                    s->hs + s->hs_head_len, s->hs_len - s->hs_head_len);
+        if (s->st == SESS_ST_RELAY)
+            handshake_free(s);
+    }
+    if (s->st == SESS_ST_END)
+        finish(s);
+}
+
+static void on_event(struct io *io, uint32_t events)
+{
+    struct leg *l = (struct leg *)((char *)io - offsetof(struct leg, io));
+    struct session *s = l->s;
+
+    if (s->st >= SESS_ST_END || io->fd < 0)
+        return;
+    if (s->st == SESS_ST_RELAY)
+        relay_event(l, events);
+    else
+        handshake_event(s, l, events);
+    after_step(s);
+}
+
+static void on_timer(struct timer *t)
+{
+    struct session *s = (struct session *)((char *)t - offsetof(struct session, timer));
+
+    if (s->st >= SESS_ST_END)
+        return;
+    if (s->st == SESS_ST_RELAY)
+        relay_timer(s);
+    else
+        handshake_timer(s);
+    after_step(s);
+}
+
+void session_release_slot(struct session *s)
+{
+    if (s->counted) {
+        atomic_fetch_sub_explicit(&s->w->proxy->conns, 1, memory_order_relaxed);
+        s->counted = false;
+    }
+}
+
+void session_start(struct worker *w, int fd, const struct sockaddr_storage *peer)
+{
+    struct session *s = objpool_get(&w->session_pool);
+    unsigned n;
+
+    if (!s) {
+        close(fd);
+        return;
+    }
+    s->w = w;
+    s->cfg = w->cfg;
+    leg_init(s, &s->c, true, on_event);
+    leg_init(s, &s->b, false, on_event);
+    s->c.io.fd = fd;
+    s->peer = *peer;
+    s->start_ms = w->loop.now;
+    s->st = SESS_ST_REQUEST;
+    timer_init(&s->timer, on_timer);
+    sock_addr_text((const struct sockaddr *)peer, s->client, sizeof(s->client));
+    s->next = w->sessions;
+    if (w->sessions)
+        w->sessions->prev = s;
+    w->sessions = s;
+    w->nsessions++;
+
+    n = atomic_fetch_add_explicit(&w->proxy->conns, 1, memory_order_relaxed) + 1;
+    s->counted = true;
+    if (loop_add(&w->loop, &s->c.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
+        s->err = ERR_SYS;
+        finish(s);
+        return;
+    }
+    handshake_start(s, n > w->proxy->max_conns);
+    after_step(s);
+}
+
+void session_shutdown(struct session *s)
+{
+    if (s->st >= SESS_ST_END)
+        return;
+    if (s->st == SESS_ST_RELAY)
+        relay_shutdown(s);
+    else
+        handshake_shutdown(s);
+    after_step(s);
+}
+
+void session_abort(struct session *s, int err)
+{
+    if (s->st == SESS_ST_DONE)
+        return;
+    if (!s->err)
+        s->err = err;
+    finish(s);
+}
