@@ -8,7 +8,13 @@
  * input buffer, and a connection whose output queue holds more than 1 MiB is
  * not read until it drains. Pings get pongs, a close gets a close with the
  * same code and then the server closes the TCP connection (RFC 6455 §7.1.1:
- * the server closes first). SIGTERM or SIGINT stops it. */
+ * the server closes first). SIGTERM or SIGINT stops it.
+ *
+ * With --push-interval MS it also pushes: every MS milliseconds each open
+ * connection gets one text message of --push-size bytes that starts with
+ * its sequence number on that connection and its send time (see
+ * push_queue). Connections are spread over the interval (see push_join):
+ * a chat room, not a thundering herd. */
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
@@ -35,6 +41,10 @@
 #define PAUSE_NS     (100 * 1000000ULL)         /* accept pause after EMFILE */
 #define SWEEP_NS     (1000 * 1000000ULL)        /* linger timeout sweep interval */
 #define HEAD_MAX     (IN_CAP - 1)               /* longest upgrade request head */
+#define PUSH_HEAD    32          /* push payload: 16 hex digits of sequence, 16 of time */
+#define PUSH_MAX     (64 * 1024) /* largest --push-size */
+#define SLOT_NS      1000000ULL  /* aimed-for width of a push slot: 1 ms */
+#define SLOTS_MAX    4096        /* push slots per interval, at most */
 
 enum cstate {
     ST_HANDSHAKE, /* reading the upgrade request */
@@ -59,9 +69,34 @@ struct conn {
     uint8_t key[4];     /* masking key of the current data frame */
     struct ws_seq seq;  /* fragmentation state of the client's messages */
     uint64_t deadline;  /* ST_LINGER: monotonic ns at which the fd is closed anyway */
+    uint64_t push_seq;  /* push mode: messages pushed on this connection */
+    bool push_due;      /* push mode: a push waits for a frame boundary or room */
+    bool on_slot;       /* push mode: on slot list `slot` */
+    unsigned slot;      /* push mode: its phase, in slots after the interval's start */
+    struct conn *pprev; /* push mode: slot list */
+    struct conn *pnext; /* push mode: slot list */
     struct conn *next;  /* ready list or dead list */
     struct conn *lprev; /* list of all live connections */
     struct conn *lnext; /* list of all live connections */
+};
+
+/* Push mode. The interval is cut into nslots slots of about SLOT_NS; each
+ * connection belongs to one slot, its phase. A cursor walks the slots in
+ * time order and pushes to every connection of each slot it passes: one
+ * loop timeout for all connections, no timer per connection. */
+struct push {
+    uint64_t interval;   /* ns between two pushes on one connection; 0: push mode off */
+    size_t size;         /* payload bytes per push */
+    size_t hlen;         /* header bytes of frame */
+    size_t flen;         /* bytes of frame */
+    unsigned nslots;     /* slots per interval */
+    struct conn **slots; /* nslots lists of connections */
+    uint64_t t0;         /* monotonic ns: slot 0 of round 0 */
+    uint64_t round;      /* the cursor: interval number */
+    unsigned cur;        /* the cursor: next slot to push */
+    uint64_t joined;     /* connections ever put on a slot */
+    unsigned long n;     /* connections on slots */
+    uint8_t frame[WS_MAX_HEADER + PUSH_MAX]; /* the frame: header and filler */
 };
 
 struct server {
@@ -77,6 +112,7 @@ struct server {
     uint64_t last_sweep;    /* monotonic ns of the last linger sweep */
     unsigned long nconns;   /* live connections */
     bool quiet;             /* no warnings on stderr */
+    struct push push;       /* push mode */
 };
 
 static volatile sig_atomic_t stop_flag;
@@ -102,6 +138,44 @@ static void enqueue(struct server *s, struct conn *c)
     s->ready = c;
 }
 
+/* ---- push mode */
+
+/* Give c a phase and put it on that slot's list. The k-th connection gets
+ * the fraction k x (golden ratio - 1) of the interval, modulo 1 (a Weyl
+ * sequence): however many connections there are, their phases stay close
+ * to evenly spread (at most three distinct gaps between neighbours), which
+ * a plain k mod nslots would not give a few connections. */
+static void push_join(struct server *s, struct conn *c)
+{
+    struct push *p = &s->push;
+    uint64_t frac = p->joined++ * 0x9e3779b97f4a7c15u; /* 2^64 / golden ratio, odd */
+
+    c->slot = (unsigned)(((frac >> 32) * p->nslots) >> 32);
+    c->pprev = NULL;
+    c->pnext = p->slots[c->slot];
+    if (c->pnext)
+        c->pnext->pprev = c;
+    p->slots[c->slot] = c;
+    c->on_slot = true;
+    p->n++;
+}
+
+static void push_leave(struct server *s, struct conn *c)
+{
+    struct push *p = &s->push;
+
+    if (!c->on_slot)
+        return;
+    if (c->pprev)
+        c->pprev->pnext = c->pnext;
+    else
+        p->slots[c->slot] = c->pnext;
+    if (c->pnext)
+        c->pnext->pprev = c->pprev;
+    c->on_slot = false;
+    p->n--;
+}
+
 static void kill_conn(struct server *s, struct conn *c)
 {
     if (c->state == ST_DEAD)
@@ -118,6 +192,7 @@ static void kill_conn(struct server *s, struct conn *c)
     if (c->lnext)
         c->lnext->lprev = c->lprev;
     s->nconns--;
+    push_leave(s, c);
     /* Freed after the loop iteration: the ready list may still name it. */
     if (!c->queued) {
         c->next = s->dead;
@@ -250,6 +325,8 @@ static size_t handshake(struct server *s, struct conn *c)
     if (c->state == ST_DEAD)
         return 0;
     c->state = ST_OPEN;
+    if (s->push.interval)
+        push_join(s, c);
     return hlen;
 }
 
@@ -499,6 +576,83 @@ static void flush(struct server *s, struct conn *c)
         c->can_write = false;
 }
 
+/* v as 16 lowercase hex digits at o. */
+static void hex16(uint8_t *o, uint64_t v)
+{
+    static const char digits[] = "0123456789abcdef";
+
+    for (int i = 15; i >= 0; i--, v >>= 4)
+        o[i] = (uint8_t)digits[v & 15];
+}
+
+/* Queue c's next push: the frame template with the sequence number and the
+ * send time (CLOCK_MONOTONIC ns, read now) written in hex, ASCII so the
+ * text stays valid UTF-8. Left due (push_due) while the output is inside
+ * an echo (mid-frame, or between the fragments of a message: RFC 6455 §5.4
+ * forbids interleaving another message there) or above OUT_HIGH; service()
+ * tries again. One push is owed at most: a connection that cannot take
+ * them loses the rest, which shows as a short message count. */
+static void push_queue(struct server *s, struct conn *c)
+{
+    const struct push *p = &s->push;
+    size_t room;
+    uint8_t *o;
+
+    c->push_due = true;
+    if (c->state != ST_OPEN || c->in_payload || c->seq.msg_op != 0 ||
+        bu_buf_len(&c->out) >= OUT_HIGH)
+        return;
+    o = out_room(s, c, p->flen, &room);
+    if (!o)
+        return;
+    memcpy(o, p->frame, p->flen);
+    hex16(o + p->hlen, c->push_seq);
+    hex16(o + p->hlen + 16, bu_now_ns());
+    c->out.tail += p->flen;
+    c->push_seq++;
+    c->push_due = false;
+}
+
+/* Monotonic ns at which the cursor's slot is due. */
+static uint64_t slot_due(const struct push *p)
+{
+    return p->t0 + p->round * p->interval + (uint64_t)p->cur * p->interval / p->nslots;
+}
+
+/* Push to the connections of every slot that is due at now; returns the
+ * ms until the next slot is due (rounded up), at most max_ms. */
+static int push_run(struct server *s, uint64_t now, int max_ms)
+{
+    struct push *p = &s->push;
+    uint64_t due;
+
+    if (now >= slot_due(p) + p->interval) {
+        /* More than a whole interval behind (the process was stopped):
+         * skip the missed rounds instead of pushing them all at once. */
+        p->round = (now - p->t0) / p->interval;
+        p->cur = 0;
+    }
+    while ((due = slot_due(p)) <= now) {
+        for (struct conn *c = p->slots[p->cur], *next; c; c = next) {
+            next = c->pnext; /* flush may kill c, which takes it off the list */
+            if (c->state != ST_OPEN)
+                continue; /* closing: service() owns its output */
+            push_queue(s, c);
+            flush(s, c);
+            if (c->state != ST_DEAD && bu_buf_len(&c->out) == 0)
+                bu_buf_drop(&s->outpool, &c->out);
+        }
+        if (++p->cur == p->nslots) {
+            p->cur = 0;
+            p->round++;
+        }
+    }
+    if (p->n == 0)
+        return max_ms;
+    due = (due - now + 999999) / 1000000;
+    return due < (uint64_t)max_ms ? (int)due : max_ms;
+}
+
 static void service(struct server *s, struct conn *c)
 {
     while (c->can_read && (c->state == ST_HANDSHAKE || c->state == ST_OPEN)) {
@@ -545,6 +699,8 @@ static void service(struct server *s, struct conn *c)
     }
     if (bu_buf_len(&c->in) == 0)
         bu_buf_drop(&s->inpool, &c->in);
+    if (c->push_due)
+        push_queue(s, c);
     flush(s, c);
     if (c->state == ST_DEAD)
         return;
@@ -661,7 +817,12 @@ static int run(struct server *s)
     struct epoll_event evs[MAX_EVENTS];
 
     while (!stop_flag) {
-        int timeout = s->ready ? 0 : 200, n;
+        int timeout = 200, n;
+
+        if (s->push.interval)
+            timeout = push_run(s, bu_now_ns(), timeout);
+        if (s->ready)
+            timeout = 0;
 
         n = epoll_wait(s->epfd, evs, MAX_EVENTS, timeout);
         if (n < 0) {
@@ -713,9 +874,33 @@ static int run(struct server *s)
 static void usage(FILE *f)
 {
     fprintf(
-        f, "usage: wsecho [--listen ADDR:PORT] [--quiet]\n"
+        f, "usage: wsecho [--listen ADDR:PORT] [--push-interval MS [--push-size N]] [--quiet]\n"
            "  --listen ADDR:PORT  address to listen on (default 127.0.0.1:9000; port 0 picks one)\n"
+           "  --push-interval MS  also push one text message to each connection every MS ms\n"
+           "  --push-size N       bytes per pushed message, 32 to 65536 (32)\n"
            "  --quiet             no warnings on stderr\n");
+}
+
+/* The push frame's fixed parts: header, room for the two hex fields, and
+ * a filler of letters (byte i is 'a' + i % 26). Returns 0 or -1. */
+static int push_init(struct push *p, unsigned long interval_ms, size_t size)
+{
+    p->interval = interval_ms * 1000000ULL;
+    p->size = size;
+    p->hlen = ws_frame_write(p->frame, true, WS_OP_TEXT, NULL, size);
+    p->flen = p->hlen + size;
+    for (size_t i = 0; i < size; i++)
+        p->frame[p->hlen + i] = (uint8_t)('a' + i % 26);
+    p->nslots = (unsigned)(p->interval / SLOT_NS);
+    if (p->nslots < 1)
+        p->nslots = 1;
+    if (p->nslots > SLOTS_MAX)
+        p->nslots = SLOTS_MAX;
+    p->slots = calloc(p->nslots, sizeof(*p->slots));
+    if (!p->slots)
+        return -1;
+    p->t0 = bu_now_ns();
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -723,10 +908,15 @@ int main(int argc, char **argv)
     static const struct option opts[] = {
         {"listen", required_argument, NULL, 'l'},
         {"quiet", no_argument, NULL, 'q'},
+        {"push-interval", required_argument, NULL, 'i'},
+        {"push-size", required_argument, NULL, 'z'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    struct server s;
+    static struct server s; /* static: the push frame template is 64 KiB */
+    unsigned long interval_ms = 0;
+    uint64_t push_size = PUSH_HEAD;
+    bool size_given = false;
     struct sockaddr_storage ss;
     socklen_t sslen;
     struct sigaction sa;
@@ -744,6 +934,21 @@ int main(int argc, char **argv)
         case 'q':
             s.quiet = true;
             break;
+        case 'i':
+            if (bu_parse_uint(optarg, 1, 3600000, &interval_ms) < 0) {
+                fprintf(stderr, "wsecho: --push-interval %s: want milliseconds, 1 to 3600000\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'z':
+            if (bu_parse_size(optarg, PUSH_MAX, &push_size) < 0 || push_size < PUSH_HEAD) {
+                fprintf(stderr, "wsecho: --push-size %s: want %d to %d bytes\n", optarg, PUSH_HEAD,
+                        PUSH_MAX);
+                return 2;
+            }
+            size_given = true;
+            break;
         case 'h':
             usage(stdout);
             return 0;
@@ -754,6 +959,10 @@ int main(int argc, char **argv)
     }
     if (optind != argc) {
         usage(stderr);
+        return 2;
+    }
+    if (size_given && interval_ms == 0) {
+        fprintf(stderr, "wsecho: --push-size needs --push-interval\n");
         return 2;
     }
     if (bu_parse_hostport(listen_arg, &ss, &sslen, err, sizeof(err)) < 0) {
@@ -777,6 +986,10 @@ int main(int argc, char **argv)
     s.rules.from_client = true;
     if (bu_pool_init(&s.inpool, IN_CAP, POOL_SPARE) < 0 ||
         bu_pool_init(&s.outpool, OUT_CAP, POOL_SPARE) < 0) {
+        fprintf(stderr, "wsecho: out of memory\n");
+        return 1;
+    }
+    if (interval_ms && push_init(&s.push, interval_ms, (size_t)push_size) < 0) {
         fprintf(stderr, "wsecho: out of memory\n");
         return 1;
     }
@@ -815,5 +1028,6 @@ int main(int argc, char **argv)
     close(s.epfd);
     bu_pool_destroy(&s.inpool);
     bu_pool_destroy(&s.outpool);
+    free(s.push.slots);
     return rc < 0 ? 1 : 0;
 }

@@ -12,7 +12,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
-import { REPO_ROOT, withTimeout } from './lib/harness.mjs';
+import { REPO_ROOT, delay, waitUntil, withTimeout } from './lib/harness.mjs';
 
 const WSBENCH_BIN = process.env.WSBENCH_BIN || path.join(REPO_ROOT, 'build', 'bench', 'wsbench');
 const WSECHO_BIN = process.env.WSECHO_BIN || path.join(REPO_ROOT, 'build', 'bench', 'wsecho');
@@ -112,8 +112,8 @@ function lastJson(stdout) {
     return JSON.parse(lines[lines.length - 1]);
 }
 
-async function startWsecho() {
-    const p = startProc(WSECHO_BIN, ['--listen', '127.0.0.1:0']);
+async function startWsecho(extra = []) {
+    const p = startProc(WSECHO_BIN, ['--listen', '127.0.0.1:0', ...extra]);
     try {
         const line = await p.waitLine(/^listening /, 5000, 'the "listening" line');
         const m = /^listening 127\.0\.0\.1:(\d+)$/.exec(line);
@@ -558,6 +558,121 @@ describe('wsecho with a Node ws client', () => {
         );
         res.resume();
         assert.equal(res.statusCode, 400);
+    });
+});
+
+/** Parse one of wsecho's pushes: 16 hex digits of sequence, 16 of send
+ * time (CLOCK_MONOTONIC ns, which is what process.hrtime.bigint() reads on
+ * Linux), then filler. */
+function parsePush(data) {
+    const s = data.toString('latin1');
+    assert.match(s.slice(0, 32), /^[0-9a-f]{32}$/, `push header: ${JSON.stringify(s.slice(0, 40))}`);
+    return { seq: Number(BigInt(`0x${s.slice(0, 16)}`)), ts: BigInt(`0x${s.slice(16, 32)}`), filler: s.slice(32) };
+}
+
+/** A Node ws client that records every message with its arrival time. */
+async function pushClient(port) {
+    const ws = new WebSocket(`ws://127.0.0.1:${port}/push`);
+    const got = [];
+    ws.on('message', (data, isBinary) => got.push({ at: process.hrtime.bigint(), data: Buffer.from(data), isBinary }));
+    await withTimeout(
+        new Promise((resolve, reject) => {
+            ws.once('open', resolve);
+            ws.once('error', reject);
+        }),
+        5000,
+        'the WebSocket to wsecho to open',
+    );
+    return { ws, got };
+}
+
+describe('wsecho --push-interval', () => {
+    let echo;
+    before(async () => {
+        echo = await startWsecho(['--push-interval', '100', '--push-size', '100']);
+    });
+    after(async () => {
+        const r = await echo?.stop();
+        if (r) assert.equal(r.code, 0, `wsecho exit on SIGTERM: ${JSON.stringify(r)}; stderr:\n${echo.stderr}`);
+    });
+
+    test('pushes numbered, timed 100-byte text messages every 100 ms', { timeout: 20000 }, async () => {
+        const cs = await Promise.all([1, 2, 3].map(() => pushClient(echo.port)));
+        try {
+            await waitUntil(() => cs.every((c) => c.got.length >= 8), { timeoutMs: 10000, what: '8 pushes on each connection' });
+            for (const c of cs) {
+                const ps = c.got.slice(0, 8).map((m) => {
+                    assert.equal(m.isBinary, false, 'pushes are text');
+                    assert.equal(m.data.length, 100);
+                    return { ...parsePush(m.data), at: m.at };
+                });
+                assert.deepEqual(ps.map((p) => p.seq), [0, 1, 2, 3, 4, 5, 6, 7], 'per-connection sequence from 0');
+                let want = '';
+                for (let i = 32; i < 100; i++) want += String.fromCharCode(97 + (i % 26));
+                for (const p of ps) {
+                    assert.equal(p.filler, want, 'filler: byte i is a + i % 26');
+                    assert.ok(p.ts <= p.at, `send time ${p.ts} after the arrival ${p.at}: not CLOCK_MONOTONIC`);
+                    assert.ok(p.at - p.ts < 500000000n, `delivered ${(p.at - p.ts) / 1000n} us after it was sent`);
+                }
+                const gaps = ps.slice(1).map((p, i) => Number(p.ts - ps[i].ts) / 1e6).sort((a, b) => a - b);
+                const median = gaps[Math.floor(gaps.length / 2)];
+                assert.ok(median > 90 && median < 110, `median interval ${median} ms; gaps ${gaps}`);
+            }
+        } finally {
+            for (const c of cs) c.ws.terminate();
+        }
+    });
+
+    test("spreads the connections' phases over the interval", { timeout: 20000 }, async () => {
+        // The largest gap between neighbouring phases (on the circle of one
+        // interval): ~0.15 of it for 8 evenly spread connections, close to
+        // 1 when they all push at the same moment.
+        const cs = await Promise.all(Array.from({ length: 8 }, () => pushClient(echo.port)));
+        try {
+            await waitUntil(() => cs.every((c) => c.got.length >= 1), { timeoutMs: 10000, what: 'a push on each connection' });
+            const phases = cs.map((c) => Number(parsePush(c.got[0].data).ts % 100000000n) / 1e8).sort((a, b) => a - b);
+            const gaps = phases.map((p, i) => (i + 1 < phases.length ? phases[i + 1] : phases[0] + 1) - p);
+            assert.ok(Math.max(...gaps) < 0.3, `phases (fractions of the interval): ${phases.map((p) => p.toFixed(3))}`);
+        } finally {
+            for (const c of cs) c.ws.terminate();
+        }
+    });
+
+    test('still echoes, and never puts a push inside a fragmented echo', { timeout: 20000 }, async () => {
+        const c = await pushClient(echo.port);
+        let closed = null;
+        c.ws.on('close', (code) => (closed = code));
+        try {
+            c.ws.send('hello');
+            await waitUntil(() => c.got.some((m) => m.data.toString() === 'hello'), { timeoutMs: 5000, what: 'the echo' });
+            // The first fragment's echo opens a message on the way back;
+            // pushes due during the next 300 ms must wait for its end
+            // (RFC 6455 §5.4), or the client fails the connection.
+            c.ws.send('frag-one-', { fin: false });
+            await delay(300);
+            c.ws.send('frag-two', { fin: true });
+            await waitUntil(() => c.got.some((m) => m.data.toString() === 'frag-one-frag-two'), { timeoutMs: 5000, what: 'the fragmented echo' });
+            const n = c.got.length;
+            await waitUntil(() => c.got.length >= n + 2, { timeoutMs: 5000, what: 'pushes after it' });
+            assert.equal(closed, null, 'the client failed the connection');
+            const seqs = c.got.filter((m) => /^[0-9a-f]{32}/.test(m.data.toString())).map((m) => parsePush(m.data).seq);
+            assert.deepEqual(seqs, seqs.map((_, i) => i), 'no push lost or reordered');
+        } finally {
+            c.ws.terminate();
+        }
+    });
+
+    test('usage errors exit 2', { timeout: 10000 }, async () => {
+        for (const [args, want] of [
+            [['--push-size', '100'], /--push-size needs --push-interval/],
+            [['--push-interval', '100', '--push-size', '31'], /--push-size 31: want 32 to 65536/],
+            [['--push-interval', '0'], /--push-interval 0/],
+        ]) {
+            const p = startProc(WSECHO_BIN, ['--listen', '127.0.0.1:0', ...args]);
+            const r = await withTimeout(p.exited, 5000, 'wsecho to exit');
+            assert.equal(r.code, 2, `wsecho ${args.join(' ')}: ${JSON.stringify(r)} ${p.stderr}`);
+            assert.match(p.stderr, want);
+        }
     });
 });
 
