@@ -7,7 +7,10 @@
  *           omission);
  *   idle    open N connections; once all are open, one message on every
  *           one at once (a burst), then hold them;
- *   churn   N workers loop connect, upgrade, one echo, close handshake.
+ *   churn   N workers loop connect, upgrade, one echo, close handshake;
+ *   fanout  open N connections, send nothing, take what the server pushes
+ *           (wsecho --push-interval): delivery latency from the send time
+ *           the server wrote in each message.
  *
  * Every echo is verified: opcode, length, per-connection sequence and, with
  * --check, every byte. Any error prints a message on stderr and exits 1.
@@ -66,10 +69,11 @@
 #define SEQ_SYMS_SHORT  4  /* sequence symbols in a short header */
 #define MAX_SIZE        (1ULL << 30)
 #define WHOLE_MAX       2048 /* payloads up to this size are serialised a frame at a time */
+#define PUSH_HEAD       32   /* fanout: 16 hex digits of sequence, 16 of send time (wsecho) */
 
-enum mode { MODE_CLOSED, MODE_OPEN, MODE_IDLE, MODE_CHURN };
+enum mode { MODE_CLOSED, MODE_OPEN, MODE_IDLE, MODE_CHURN, MODE_FANOUT };
 
-static const char *const mode_names[] = {"closed", "open", "idle", "churn"};
+static const char *const mode_names[] = {"closed", "open", "idle", "churn", "fanout"};
 
 enum cstate {
     CS_NEW,        /* not started (or between churn cycles) */
@@ -152,7 +156,7 @@ struct conn {
     uint8_t pong[WS_MAX_CONTROL];   /* payload of the ping to answer */
     uint8_t key[4];                 /* masking key of the frame being serialised */
     uint8_t head[HEAD_FULL];        /* header of the message being serialised */
-    uint8_t rhead[HEAD_FULL];       /* header of the echo being received */
+    uint8_t rhead[PUSH_HEAD];       /* header of the echo (fanout: push) being received */
     char accept[BU_ACCEPT_LEN + 1]; /* expected Sec-WebSocket-Accept */
     struct bu_buf in;               /* bytes read, not yet parsed */
     struct bu_buf out;              /* bytes to send */
@@ -298,8 +302,13 @@ __attribute__((format(printf, 2, 3))) static _Noreturn void fail(const struct co
     char prefix[160];
     va_list ap;
 
-    snprintf(prefix, sizeof(prefix), "connection %lu (%s, %llu sent, %llu echoed): ", c->id,
-             state_names[c->state], (unsigned long long)c->q_seq, (unsigned long long)c->recv_seq);
+    if (c->w->cfg->mode == MODE_FANOUT)
+        snprintf(prefix, sizeof(prefix), "connection %lu (%s, %llu received): ", c->id,
+                 state_names[c->state], (unsigned long long)c->recv_seq);
+    else
+        snprintf(prefix, sizeof(prefix), "connection %lu (%s, %llu sent, %llu echoed): ", c->id,
+                 state_names[c->state], (unsigned long long)c->q_seq,
+                 (unsigned long long)c->recv_seq);
     va_start(ap, fmt);
     vdie(prefix, fmt, ap);
 }
@@ -461,6 +470,11 @@ static void close_fd(struct worker *w, struct conn *c)
 static uint64_t secs(double s)
 {
     return (uint64_t)(s * 1e9);
+}
+
+static double us(uint64_t ns)
+{
+    return (double)ns / 1000.0;
 }
 
 /* True when t (monotonic ns) falls in the measured window. The bounds are
@@ -786,9 +800,60 @@ static void on_open(struct worker *w, struct conn *c)
     case MODE_IDLE:
         /* Nothing yet: the burst goes out once every connection is open. */
         break;
+    case MODE_FANOUT:
+        break;
     case MODE_CHURN:
         schedule(w, c, w->now);
         break;
+    }
+}
+
+/* The 16 hex digits at p as a number. Returns 0, or -1 when one is not a
+ * lowercase hex digit. */
+static int hex16_dec(const uint8_t *p, uint64_t *v)
+{
+    uint64_t r = 0;
+
+    for (int i = 0; i < 16; i++) {
+        unsigned d;
+
+        if (p[i] >= '0' && p[i] <= '9')
+            d = p[i] - '0';
+        else if (p[i] >= 'a' && p[i] <= 'f')
+            d = p[i] - 'a' + 10u;
+        else
+            return -1;
+        r = r << 4 | d;
+    }
+    *v = r;
+    return 0;
+}
+
+/* Fanout: one pushed message fully received (opcode and length already
+ * checked). rh: its first PUSH_HEAD bytes, borrowed: the sequence number
+ * on this connection and the send time, CLOCK_MONOTONIC ns, both in hex.
+ * Client and server share the machine, so receive time minus send time is
+ * the delivery latency. */
+__attribute__((noinline)) static void on_push(struct worker *w, struct conn *c, const uint8_t *rh)
+{
+    uint64_t seq, ts;
+
+    if (hex16_dec(rh, &seq) < 0 || hex16_dec(rh + 16, &ts) < 0)
+        fail(c, "message %llu is not a push (want 32 hex digits, got '%.32s')",
+             (unsigned long long)c->recv_seq, (const char *)rh);
+    if (seq != c->recv_seq)
+        fail(c, "push out of sequence: expected message %llu, got %llu",
+             (unsigned long long)c->recv_seq, (unsigned long long)seq);
+    if (ts > w->now)
+        fail(c,
+             "push %llu was sent %.1f us in the future: its send time is not this machine's "
+             "CLOCK_MONOTONIC",
+             (unsigned long long)seq, us(ts - w->now));
+    c->recv_seq++;
+    w->received++;
+    if (in_window(w, w->now)) {
+        w->messages++;
+        hist_add(w, w->now - ts);
     }
 }
 
@@ -801,6 +866,10 @@ __attribute__((always_inline)) static inline void on_echo(struct worker *w, stru
     const struct config *cfg = w->cfg;
     uint64_t ts, got;
 
+    if (cfg->mode == MODE_FANOUT) {
+        on_push(w, c, rh);
+        return;
+    }
     if (c->recv_seq == c->send_seq)
         fail(c, "received a message that was never sent");
     if (r->seq_syms > 0) {
@@ -873,6 +942,8 @@ __attribute__((always_inline)) static inline void on_echo(struct worker *w, stru
     case MODE_CHURN:
         begin_close(w, c);
         break;
+    case MODE_FANOUT:
+        break;
     }
 }
 
@@ -895,9 +966,10 @@ static void on_payload(struct worker *w, struct conn *c, const uint8_t *p, size_
 
         while (p[i] == r->tmpl[off + i])
             i++;
-        fail(c, "echo of message %llu differs at byte %llu: sent 0x%02x, got 0x%02x",
-             (unsigned long long)c->recv_seq, (unsigned long long)(off + i), r->tmpl[off + i],
-             p[i]);
+        fail(c, "%s %llu differs at byte %llu: %s 0x%02x, got 0x%02x",
+             w->cfg->mode == MODE_FANOUT ? "push" : "echo of message",
+             (unsigned long long)c->recv_seq, (unsigned long long)(off + i),
+             w->cfg->mode == MODE_FANOUT ? "expected" : "sent", r->tmpl[off + i], p[i]);
     }
 }
 
@@ -910,7 +982,7 @@ static void on_close_frame(struct worker *w, struct conn *c, const uint8_t *p, s
     if (c->state != CS_CLOSING || !c->close_sent)
         fail(c, "server closed the WebSocket (code %u%s%.*s)", code, n > 2 ? ", reason: " : "",
              n > 2 ? (int)(n - 2) : 0, (const char *)p + 2);
-    if (c->recv_seq != c->send_seq)
+    if (w->cfg->mode != MODE_FANOUT && c->recv_seq != c->send_seq)
         fail(c, "server answered the close with %llu messages not echoed",
              (unsigned long long)(c->send_seq - c->recv_seq));
     c->state = CS_WAIT_EOF;
@@ -1028,8 +1100,10 @@ static void process(struct worker *w, struct conn *c)
             fail(c, "bad frame from server: %s", err_str(rc));
         rc = ws_frame_check(&c->wseq, &w->rules, &h, &op);
         if (rc == ERR_WS_FRAME_TOO_BIG || rc == ERR_WS_MSG_TOO_BIG)
-            fail(c, "echo of message %llu longer than the %llu bytes sent",
-                 (unsigned long long)c->recv_seq, (unsigned long long)cfg->size);
+            fail(c, "%s %llu longer than the %llu bytes %s",
+                 cfg->mode == MODE_FANOUT ? "push" : "echo of message",
+                 (unsigned long long)c->recv_seq, (unsigned long long)cfg->size,
+                 cfg->mode == MODE_FANOUT ? "expected (-s)" : "sent");
         if (rc < 0)
             fail(c, "bad frame from server: %s", err_str(rc));
         if (h.opcode & 0x8) {
@@ -1052,8 +1126,11 @@ static void process(struct worker *w, struct conn *c)
         if (c->state != CS_OPEN && c->state != CS_CLOSING)
             fail(c, "data frame in state %s", state_names[c->state]);
         if (op != want_op)
-            fail(c, "echo of message %llu came back as %s, sent as %s",
-                 (unsigned long long)c->recv_seq, op == WS_OP_TEXT ? "text" : "binary",
+            fail(c, "%s %llu came %s %s, %s %s",
+                 cfg->mode == MODE_FANOUT ? "push" : "echo of message",
+                 (unsigned long long)c->recv_seq, cfg->mode == MODE_FANOUT ? "as" : "back as",
+                 op == WS_OP_TEXT ? "text" : "binary",
+                 cfg->mode == MODE_FANOUT ? "expected" : "sent as",
                  cfg->binary ? "binary" : "text");
         if (h.opcode != WS_OP_CONT)
             c->msg_off = 0;
@@ -1064,9 +1141,10 @@ static void process(struct worker *w, struct conn *c)
             continue;
     complete:
         if (c->msg_off != cfg->size)
-            fail(c, "echo of message %llu has %llu bytes, sent %llu",
+            fail(c, "%s %llu has %llu bytes, %s %llu",
+                 cfg->mode == MODE_FANOUT ? "push" : "echo of message",
                  (unsigned long long)c->recv_seq, (unsigned long long)c->msg_off,
-                 (unsigned long long)cfg->size);
+                 cfg->mode == MODE_FANOUT ? "expected" : "sent", (unsigned long long)cfg->size);
         on_echo(w, c, c->rhead);
     }
 }
@@ -1282,9 +1360,16 @@ static uint64_t tick(struct worker *w)
     if (t0 == 0 && atomic_load(&r->opened) >= cfg->conns) {
         uint64_t zero = 0;
 
-        if (atomic_compare_exchange_strong(&r->t_start, &zero, now))
+        if (atomic_compare_exchange_strong(&r->t_start, &zero, now)) {
             info(cfg, "%lu connections open; %s", cfg->conns,
                  cfg->mode == MODE_IDLE ? "one message on each" : "warming up");
+            /* Fanout: whoever watches the server (its CPU time) learns
+             * when the measured window starts: --warmup seconds from now. */
+            if (cfg->mode == MODE_FANOUT &&
+                (printf("{\"event\":\"open\",\"connections\":%lu}\n", cfg->conns) < 0 ||
+                 fflush(stdout) != 0))
+                die("stdout: %s", strerror(errno));
+        }
         t0 = atomic_load(&r->t_start);
     }
     if (w->stopping)
@@ -1513,6 +1598,8 @@ static void usage(FILE *f)
                "                       print a ready line, hold them for --hold T seconds (30)\n"
                "                       or until SIGTERM\n"
                "      --churn          N workers loop connect, upgrade, one echo, close\n"
+               "      --fanout         open N connections, send nothing, time the messages\n"
+               "                       the server pushes (wsecho --push-interval, -s its size)\n"
                "      --check          compare every echoed byte\n"
                "      --sources A-B    bind outgoing sockets round-robin to these IPv4 addresses\n"
                "  -t, --threads N      worker threads (1)\n"
@@ -1522,7 +1609,18 @@ static void usage(FILE *f)
 
 static void parse_args(struct config *cfg, int argc, char **argv)
 {
-    enum { O_BINARY = 256, O_RATE, O_IDLE, O_HOLD, O_CHURN, O_CHECK, O_SOURCES, O_JSON, O_URL };
+    enum {
+        O_BINARY = 256,
+        O_RATE,
+        O_IDLE,
+        O_HOLD,
+        O_CHURN,
+        O_FANOUT,
+        O_CHECK,
+        O_SOURCES,
+        O_JSON,
+        O_URL
+    };
     static const struct option opts[] = {
         {"url", required_argument, NULL, O_URL},
         {"connections", required_argument, NULL, 'c'},
@@ -1535,6 +1633,7 @@ static void parse_args(struct config *cfg, int argc, char **argv)
         {"idle", no_argument, NULL, O_IDLE},
         {"hold", required_argument, NULL, O_HOLD},
         {"churn", no_argument, NULL, O_CHURN},
+        {"fanout", no_argument, NULL, O_FANOUT},
         {"check", no_argument, NULL, O_CHECK},
         {"sources", required_argument, NULL, O_SOURCES},
         {"threads", required_argument, NULL, 't'},
@@ -1543,7 +1642,7 @@ static void parse_args(struct config *cfg, int argc, char **argv)
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
-    bool idle = false, churn = false, rate = false;
+    bool idle = false, churn = false, rate = false, fanout = false;
     int opt;
 
     cfg->conns = 64;
@@ -1596,6 +1695,9 @@ static void parse_args(struct config *cfg, int argc, char **argv)
         case O_CHURN:
             churn = true;
             break;
+        case O_FANOUT:
+            fanout = true;
+            break;
         case O_CHECK:
             cfg->check = true;
             break;
@@ -1628,9 +1730,17 @@ static void parse_args(struct config *cfg, int argc, char **argv)
         usage(stderr);
         die("--url is required");
     }
-    if (idle + churn + rate > 1)
-        die("--idle, --churn and --rate exclude each other");
-    cfg->mode = idle ? MODE_IDLE : churn ? MODE_CHURN : rate ? MODE_OPEN : MODE_CLOSED;
+    if (idle + churn + rate + fanout > 1)
+        die("--idle, --churn, --rate and --fanout exclude each other");
+    cfg->mode = idle     ? MODE_IDLE
+                : churn  ? MODE_CHURN
+                : rate   ? MODE_OPEN
+                : fanout ? MODE_FANOUT
+                         : MODE_CLOSED;
+    if (fanout && cfg->binary)
+        die("--fanout takes text messages (wsecho pushes text): drop --binary");
+    if (fanout && cfg->size < PUSH_HEAD)
+        die("--fanout needs -s %d or more: the size of the pushed messages", PUSH_HEAD);
     if (cfg->threads > cfg->conns)
         cfg->threads = cfg->conns;
     parse_url(cfg);
@@ -1653,7 +1763,13 @@ static void make_template(struct run *r, struct bu_rand *rng)
         for (uint64_t i = 0; i < cfg->size; i++)
             r->tmpl[i] = (uint8_t)alnum[r->tmpl[i] % (sizeof(alnum) - 1)];
     }
-    if (cfg->size >= HEAD_FULL) {
+    if (cfg->mode == MODE_FANOUT) {
+        /* wsecho's pushes: the header, then byte i is 'a' + i % 26. */
+        r->hlen = PUSH_HEAD;
+        r->seq_syms = 0;
+        for (uint64_t i = 0; i < cfg->size; i++)
+            r->tmpl[i] = (uint8_t)('a' + i % 26);
+    } else if (cfg->size >= HEAD_FULL) {
         r->hlen = HEAD_FULL;
         r->seq_syms = SEQ_SYMS_FULL;
     } else {
@@ -1723,11 +1839,6 @@ static void destroy_worker(struct worker *w)
     close(w->epfd);
 }
 
-static double us(uint64_t ns)
-{
-    return (double)ns / 1000.0;
-}
-
 static void report(const struct run *r, struct worker *ws)
 {
     const struct config *cfg = r->cfg;
@@ -1772,9 +1883,9 @@ static void report(const struct run *r, struct worker *ws)
                "\"threads\":%lu,\"duration_s\":%.3f,\"messages\":%llu,\"msgs_per_s\":%.1f,"
                "\"mb_per_s\":%.3f,",
                cfg->conns,
-               cfg->mode == MODE_CLOSED ? cfg->inflight
-               : cfg->mode == MODE_OPEN ? 0
-                                        : 1,
+               cfg->mode == MODE_CLOSED                             ? cfg->inflight
+               : cfg->mode == MODE_OPEN || cfg->mode == MODE_FANOUT ? 0
+                                                                    : 1,
                (unsigned long long)cfg->size, cfg->binary ? "true" : "false", cfg->threads, dur,
                (unsigned long long)messages, mps, mbps);
         if (cfg->mode == MODE_OPEN)

@@ -367,6 +367,110 @@ describe('wsbench --idle sends its burst only once every connection is open', ()
     });
 });
 
+/** A Node `ws` server that pushes a message in wsecho's push format to
+ * each connection every 20 ms; `mangle({seq, ts, size})` may change what
+ * the n-th push says, and returns it. */
+function startNodePusher(mangle = (m) => m) {
+    return new Promise((resolve, reject) => {
+        const wss = new WebSocketServer({ host: '127.0.0.1', port: 0 });
+        const timers = new Set();
+        wss.on('connection', (ws) => {
+            let seq = 0;
+            const t = setInterval(() => {
+                const m = mangle({ seq, ts: process.hrtime.bigint(), size: 100 });
+                seq++;
+                let text = m.seq.toString(16).padStart(16, '0') + m.ts.toString(16).padStart(16, '0');
+                for (let i = 32; i < m.size; i++) text += String.fromCharCode(97 + (i % 26));
+                ws.send(text.slice(0, m.size));
+            }, 20);
+            timers.add(t);
+            ws.on('close', () => {
+                clearInterval(t);
+                timers.delete(t);
+            });
+            ws.on('error', () => {});
+        });
+        wss.on('error', reject);
+        wss.on('listening', () =>
+            resolve({
+                port: wss.address().port,
+                close: () =>
+                    new Promise((res) => {
+                        for (const t of timers) clearInterval(t);
+                        for (const c of wss.clients) c.terminate();
+                        wss.close(() => res());
+                    }),
+            }),
+        );
+    });
+}
+
+describe('wsbench --fanout', () => {
+    test('takes wsecho pushes: counts, sequence, delivery latency', { timeout: 30000 }, async () => {
+        const echo = await startWsecho(['--push-interval', '50', '--push-size', '100']);
+        try {
+            const r = await runWsbench(['--url', `ws://127.0.0.1:${echo.port}/`, '--fanout', '-c', '20', '-s', '100', '-d', '2', '-w', '0.5', '--check', '--json', '-q']);
+            const j = assertCleanRun(r, 'fanout');
+            assert.match(r.stdout.split('\n')[0], /^\{"event":"open","connections":20\}$/, 'the open event comes first');
+            assert.equal(j.mode, 'fanout');
+            assert.equal(j.connections, 20);
+            assert.equal(j.inflight, 0);
+            assert.equal(j.size, 100);
+            assert.equal(j.sent, 0, 'fanout sends nothing');
+            // 20 connections x 20 pushes/s x 2 s.
+            assert.ok(Math.abs(j.messages - 800) <= 40, `messages ${j.messages}, want ~800`);
+            assert.ok(Math.abs(j.msgs_per_s - 400) <= 20, `msgs_per_s ${j.msgs_per_s}`);
+            assert.ok(j.received >= j.messages);
+            const l = j.latency_us;
+            assert.ok(l.p50 > 0 && l.p50 <= l.p99 && l.p99 <= l.max, `latency ${JSON.stringify(l)}`);
+            assert.ok(l.p99 < 50000, `p99 ${l.p99} us: implausible for one hop on 127.0.0.1`);
+        } finally {
+            await echo.stop();
+        }
+    });
+
+    test('a correct Node pusher runs clean', { timeout: 30000 }, async () => {
+        const be = await startNodePusher();
+        try {
+            const r = await runWsbench(['--url', `ws://127.0.0.1:${be.port}/`, '--fanout', '-c', '4', '-s', '100', '-d', '1', '-w', '0.2', '--check', '--json', '-q']);
+            const j = assertCleanRun(r, 'node pusher');
+            assert.ok(j.messages > 100, `messages ${j.messages}`);
+        } finally {
+            await be.close();
+        }
+    });
+
+    for (const [what, mangle, want] of [
+        ['a skipped sequence number', (m) => (m.seq >= 5 ? { ...m, seq: m.seq + 1 } : m), /push out of sequence: expected message 5, got 6/],
+        ['a send time in the future', (m) => (m.seq === 5 ? { ...m, ts: m.ts + 10n ** 12n } : m), /push 5 was sent [\d.]+ us in the future/],
+        ['a short push', (m) => (m.seq === 5 ? { ...m, size: 99 } : m), /push 5 has 99 bytes, expected 100/],
+    ]) {
+        test(`${what} fails the run`, { timeout: 30000 }, async () => {
+            const be = await startNodePusher(mangle);
+            try {
+                const r = await runWsbench(['--url', `ws://127.0.0.1:${be.port}/`, '--fanout', '-c', '2', '-s', '100', '-d', '2', '-w', '0.2', '--json', '-q']);
+                assert.equal(r.code, 1, `exit code ${r.code}; stdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
+                assert.match(r.stderr, want);
+                assert.doesNotMatch(r.stdout, /"mode"/, 'no JSON report for a failed run');
+            } finally {
+                await be.close();
+            }
+        });
+    }
+
+    test('--fanout wants text of at least 32 bytes', { timeout: 10000 }, async () => {
+        for (const [args, want] of [
+            [['-s', '31'], /--fanout needs -s 32 or more/],
+            [['--binary', '-s', '100'], /--fanout takes text messages/],
+            [['--idle'], /exclude each other/],
+        ]) {
+            const r = await runWsbench(['--url', 'ws://127.0.0.1:1/', '--fanout', ...args], 5000);
+            assert.equal(r.code, 1, `${args.join(' ')}: ${JSON.stringify(r)}`);
+            assert.match(r.stderr, want);
+        }
+    });
+});
+
 /** A Node ws client on wsecho with a queue of incoming messages. */
 async function openClient(port, protocols) {
     const ws = new WebSocket(`ws://127.0.0.1:${port}/echo`, protocols, { maxPayload: 64 * 1024 * 1024 });
