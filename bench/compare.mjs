@@ -2,14 +2,16 @@
 // HAProxy in front of one wsecho backend, against the direct path, in one
 // run. Proxies are pinned to CPU 0, wsbench and wsecho to CPU 1. Each
 // workload runs for every target, interleaved, ROUNDS times; the table
-// shows medians.
+// shows medians, and notes under it say which runs broke the rules that
+// make a run count (see bench/README.md, "bench-compare").
 //
 //   node bench/compare.mjs            (make bench-compare)
-//   ROUNDS=1 DURATION=3 node bench/compare.mjs   (a quick look)
+//   ROUNDS=1 DURATION=2 IDLE_CONNS=2000 node bench/compare.mjs   (a quick look)
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
 import { join, dirname } from 'node:path';
+import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -19,6 +21,11 @@ const ROUNDS = +(env.ROUNDS || 3);
 const DURATION = +(env.DURATION || 5);
 const WARMUP = +(env.WARMUP || 1);
 const IDLE_CONNS = +(env.IDLE_CONNS || 9000);
+// The rules that make a run count (the issue's): a proxied small run
+// measures the proxy only when the direct path is at least SMALL_HEADROOM
+// times faster and the proxy keeps its core at least SMALL_BUSY % busy.
+const SMALL_HEADROOM = 3;
+const SMALL_BUSY = 90;
 const WSGATE = env.WSGATE_BIN || join(root, 'build/wsgate');
 const WSBENCH = env.WSBENCH_BIN || join(root, 'build/bench/wsbench');
 const WSECHO = env.WSECHO_BIN || join(root, 'build/bench/wsecho');
@@ -96,16 +103,25 @@ function tree(pid) {
   return out;
 }
 const TICK = +spawnSync('getconf', ['CLK_TCK']).stdout.toString() || 100;
-// CPU 1's busy and total time (clock ticks) from /proc/stat: the load
-// generator and the echo backend run there, so its share of busy time
-// shows whether the tools, not the proxy, limit a run.
-function cpu1Ticks() {
-  const line = readFileSync('/proc/stat', 'utf8').split('\n').find((l) => l.startsWith('cpu1 '));
-  if (!line) return null;
-  const v = line.trim().split(/\s+/).slice(1).map(Number); // user nice system idle iowait irq softirq steal
-  const idle = v[3] + v[4];
-  const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
-  return { busy: total - idle, total };
+// Each CPU's busy and total time (clock ticks) from /proc/stat. The proxy
+// runs on CPU 0; the load generator and the echo backend on CPU 1, so
+// CPU 1's busy share shows whether the tools, not the proxy, limit a run.
+function cpuTicks() {
+  const out = {};
+  for (const line of readFileSync('/proc/stat', 'utf8').split('\n')) {
+    const m = /^cpu(\d+) /.exec(line);
+    if (!m) continue;
+    const v = line.trim().split(/\s+/).slice(1).map(Number); // user nice system idle iowait irq softirq steal
+    const idle = v[3] + v[4];
+    const total = v.slice(0, 8).reduce((a, b) => a + b, 0);
+    out[m[1]] = { busy: total - idle, total };
+  }
+  return out;
+}
+// Busy share (%) of CPU n between two cpuTicks() samples.
+function busyPct(a, b, n) {
+  if (!a[n] || !b[n] || b[n].total <= a[n].total) return NaN;
+  return (100 * (b[n].busy - a[n].busy)) / (b[n].total - a[n].total);
 }
 
 function cpuNs(pid) {
@@ -244,7 +260,8 @@ async function idleGrowth(target, running, size) {
   return ((after - before) * 1024) / IDLE_CONNS;
 }
 
-const med = (a) => { const s = [...a].sort((x, y) => x - y); return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN; };
+const med = (a) => { const s = [...a].filter((v) => !Number.isNaN(v)).sort((x, y) => x - y); return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN; };
+const fmtRate = (v) => (v >= 1e6 ? `${(v / 1e6).toFixed(2)} M` : v >= 1e3 ? `${(v / 1e3).toFixed(1)} k` : v.toFixed(0));
 
 async function main() {
   for (const f of [WSGATE, WSBENCH, WSECHO, TCPFWD]) if (spawnSync('test', ['-x', f]).status !== 0) throw new Error(`missing ${f}: run make && make bench`);
@@ -252,8 +269,12 @@ async function main() {
   const m = await waitLine(echo, /listening 127\.0\.0\.1:(\d+)/, 'wsecho');
   const backend = `127.0.0.1:${m[1]}`;
   const names = Object.keys(TARGETS);
-  const res = {}; // res[workload][target] = [values]
+  const res = {}; // res[key][target] = [value per round]
   const put = (w, t, v) => { ((res[w] ??= {})[t] ??= []).push(v); };
+  const runs = []; // every run's figures, for latest.json
+  const notes = []; // why runs do not count
+  const invalid = {}; // invalid[validityKey][target] = runs that do not count
+  const flag = (key, t, why) => { ((invalid[key] ??= {})[t] ??= []).push(why); notes.push(why); };
 
   let running = await startTargets(backend, true);
   for (let round = 1; round <= ROUNDS; round++) {
@@ -264,19 +285,49 @@ async function main() {
         const r = running[t];
         const url = `ws://127.0.0.1:${r.port}/`;
         const c0 = r.proc ? cpuNs(r.proc.pid) : 0;
-        const l0 = cpu1Ticks();
+        const s0 = cpuTicks();
+        const w0 = performance.now();
         const j = bench(WORKLOADS[wl](url), (DURATION + WARMUP + 60) * 1000);
+        const w1 = performance.now();
         const c1 = r.proc ? cpuNs(r.proc.pid) : 0;
-        const l1 = cpu1Ticks();
+        const s1 = cpuTicks();
+        const rec = { round, workload: wl, target: t, result: j };
         if (wl === 'small') {
           put('small', t, j.msgs_per_s);
-          if (r.proc) put('small_cpu', t, (c1 - c0) / (j.msgs_per_s * (DURATION + WARMUP)));
-          if (l0 && l1 && l1.total > l0.total) put('small_load', t, (100 * (l1.busy - l0.busy)) / (l1.total - l0.total));
+          if (r.proc) {
+            put('small_cpu', t, (c1 - c0) / (j.msgs_per_s * (DURATION + WARMUP)));
+            // The proxy's process tree: CPU time over wall time, % of one core.
+            put('small_share', t, (100 * (c1 - c0)) / ((w1 - w0) * 1e6));
+            rec.proxy_core_pct = res.small_share[t].at(-1);
+          }
+          put('small_cpu0', t, busyPct(s0, s1, '0'));
+          put('small_load', t, busyPct(s0, s1, '1'));
+          rec.cpu0_busy_pct = res.small_cpu0[t].at(-1);
+          rec.cpu1_busy_pct = res.small_load[t].at(-1);
         }
         if (wl === 'bulk') put('bulk', t, j.mb_per_s);
         if (wl === 'latency') { put('p50', t, j.latency_us.p50); put('p99', t, j.latency_us.p99); put('p999', t, j.latency_us.p999); }
         if (wl === 'churn') put('churn', t, j.connects_per_s);
+        runs.push(rec);
         process.stderr.write(`round ${round} ${wl} ${t}: ${JSON.stringify(j)}\n`);
+      }
+      if (wl === 'small') {
+        // The issue's rule, against the direct run of this round.
+        const direct = res.small.direct.at(-1);
+        for (const t of order) {
+          if (!running[t].proc) continue;
+          const rate = res.small[t].at(-1);
+          const share = res.small_share[t].at(-1);
+          const why = [];
+          if (direct < SMALL_HEADROOM * rate) why.push(`direct ${fmtRate(direct)} < ${SMALL_HEADROOM} × ${fmtRate(rate)} msgs/s`);
+          if (!(share >= SMALL_BUSY)) why.push(`proxy at ${share.toFixed(0)}% of its core (< ${SMALL_BUSY}%)`);
+          const rec = runs.find((x) => x.round === round && x.workload === 'small' && x.target === t);
+          rec.direct_msgs_per_s = direct;
+          rec.valid = why.length === 0;
+          put('small_direct', t, direct);
+          if (why.length) flag('small', t, `small, round ${round}, ${TARGETS[t].label}: ${why.join('; ')}`);
+          process.stderr.write(`round ${round} small ${t}: ${fmtRate(rate)} msgs/s, direct ${fmtRate(direct)}, proxy ${share.toFixed(0)}% of CPU 0, CPU 0 ${rec.cpu0_busy_pct.toFixed(0)}% busy, CPU 1 ${rec.cpu1_busy_pct.toFixed(0)}% busy: ${why.length ? `invalid (${why.join('; ')})` : 'valid'}\n`);
+        }
       }
     }
     // Idle memory needs fresh processes for a clean baseline.
@@ -308,10 +359,15 @@ async function main() {
   }
   stopTargets(running);
 
+  // [label, key, digits, higherBetter (null: a condition, no ratio), the
+  // validity key whose invalid runs mark the cell with *]
   const rows = [
-    ['small messages (msgs/s, 64×16×32 B)', 'small', 0, true],
-    ['proxy CPU per echoed message (ns)', 'small_cpu', 0, false],
-    ['small: CPU 1 (wsbench + wsecho) busy (%)', 'small_load', 0, null], // no ratio: a condition, not a score
+    ['small messages (msgs/s, 64×16×32 B)', 'small', 0, true, 'small'],
+    ['proxy CPU per echoed message (ns)', 'small_cpu', 0, false, 'small'],
+    ['small: proxy CPU, % of its core (CPU 0)', 'small_share', 0, null, 'small'],
+    ['small: CPU 0 (proxy) busy (%)', 'small_cpu0', 0, null],
+    ['small: CPU 1 (wsbench + wsecho) busy (%)', 'small_load', 0, null],
+    [`small: valid runs (of ${ROUNDS})`, 'small', 'valid', null],
     ['bulk (MB/s, 16×4×64 KiB)', 'bulk', 1, true],
     ['latency p50 (µs, 10k msgs/s)', 'p50', 0, false],
     ['latency p99 (µs)', 'p99', 0, false],
@@ -325,13 +381,24 @@ async function main() {
   const peers = ['nginx', 'nginx64k', 'haproxy'];
   let out = `| metric | ${names.map((n) => TARGETS[n].label).join(' | ')} | wsgate ÷ best peer | per round |\n`;
   out += `|---|${names.map(() => '---:').join('|')}|---:|---:|\n`;
-  for (const [label, key, digits, higherBetter] of rows) {
+  for (const [label, key, digits, higherBetter, vkey] of rows) {
+    if (digits === 'valid') {
+      // Runs that count, of those made.
+      const cells = names.map((n) => {
+        const made = res[key]?.[n]?.length ?? 0;
+        if (!made || (key === 'small' && n === 'direct')) return '—';
+        return `${made - (invalid[key]?.[n]?.length ?? 0)}/${made}`;
+      });
+      out += `| ${label} | ${cells.join(' | ')} | — | — |\n`;
+      continue;
+    }
     const cells = names.map((n) => {
       const v = med(res[key]?.[n] ?? []);
       if (Number.isNaN(v)) return '—';
       const d = med(res[key]?.direct ?? []);
       const ratio = n !== 'direct' && !Number.isNaN(d) && (key === 'small' || key === 'bulk' || key === 'churn' || key.endsWith('_mw')) ? ` (${(v / d).toFixed(2)}×)` : '';
-      return v.toFixed(digits) + ratio;
+      const mark = vkey && invalid[vkey]?.[n]?.length ? '*' : '';
+      return v.toFixed(digits) + ratio + mark;
     });
     const pv = peers.map((p) => med(res[key]?.[p] ?? [])).filter((v) => !Number.isNaN(v));
     const best = higherBetter ? Math.max(...pv) : Math.min(...pv);
@@ -347,12 +414,21 @@ async function main() {
     }).filter((v) => v !== null);
     out += `| ${label} | ${cells.join(' | ')} | ${ratio} | ${per.join(', ') || '—'} |\n`;
   }
+  out += '\n';
+  out += notes.length
+    ? `Runs that do not count (* in the table: that median includes at least one of them):\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`
+    : 'Every run counts: no small run broke the headroom or busy-core rule.\n';
   const machine = `${cpus().length} × ${cpus()[0].model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${spawnSync('uname', ['-sr']).stdout.toString().trim()}`;
-  const header = `wsgate bench-compare, ${new Date().toISOString()}\nmachine: ${machine}\nrounds: ${ROUNDS}, ${DURATION} s per run after ${WARMUP} s warm-up; medians. (×) = ratio to direct; wsgate ÷ best peer: wsgate's advantage over the best peer configuration (>1 is better), from the medians and within each round. TCP relay: bench/tcpfwd, a bare recv/send relay (no HTTP, no WebSocket; one thread), a floor for any proxy, not a peer; io_uring: the same relay with io_uring requests (tcpfwd --io uring). CPU 1 busy: the share of the load generator's and echo server's core that was busy during the small run (near 100% means the tools, not the proxy, set the rate).\n\n`;
+  const header = `wsgate bench-compare, ${new Date().toISOString()}
+machine: ${machine}
+rounds: ${ROUNDS}, ${DURATION} s per run after ${WARMUP} s warm-up; medians. (×) = ratio to direct; wsgate ÷ best peer: wsgate's advantage over the best peer configuration (>1 is better), from the medians and within each round. TCP relay: bench/tcpfwd, a bare recv/send relay (no HTTP, no WebSocket; one thread), a floor for any proxy, not a peer; io_uring: the same relay with io_uring requests (tcpfwd --io uring). Proxies run pinned to CPU 0, wsbench and wsecho to CPU 1.
+small: a proxied run counts (is valid) only when the direct run of the same round was at least ${SMALL_HEADROOM}× faster and the proxy's process tree used at least ${SMALL_BUSY}% of its core (utime + stime over the run's wall time: "proxy CPU, % of its core"); otherwise the tools or the kernel's loopback path, not the proxy, set the rate. CPU 0 / CPU 1 busy: each core's busy share from /proc/stat over the run (CPU 1 near 100%: the tools set the rate).
+
+`;
   process.stdout.write(header + out);
   mkdirSync(join(root, 'bench/results'), { recursive: true });
   writeFileSync(join(root, 'bench/results/latest.md'), header + out);
-  writeFileSync(join(root, 'bench/results/latest.json'), JSON.stringify(res, null, 1));
+  writeFileSync(join(root, 'bench/results/latest.json'), JSON.stringify({ values: res, invalid, notes, runs }, null, 1));
   echo.kill('SIGKILL');
   stopAll();
   process.exit(0);
