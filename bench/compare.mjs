@@ -246,18 +246,33 @@ const WORKLOADS = {
   churn: (url) => ['--url', url, '-c', '16', '--churn', '-s', '32', '-d', String(DURATION), '-w', String(WARMUP)],
 };
 
-async function idleGrowth(target, running, size) {
+function exited(p) {
+  return new Promise((res) => {
+    if (p.exitCode !== null || p.signalCode !== null) res({ code: p.exitCode, signal: p.signalCode });
+    else p.on('exit', (code, signal) => res({ code, signal }));
+  });
+}
+
+// Idle memory under a burst: wsbench opens IDLE_CONNS connections, then
+// sends one message on every one at once and prints the ready line when
+// every echo is back. The proxy's RSS is read before wsbench starts, right
+// after the ready line, and 3 s after wsbench has closed every connection
+// (wsgate gives unused memory back within ~2 s of connections ending).
+async function idleMemory(target, running, size) {
   const r = running[target];
   const url = `ws://127.0.0.1:${r.port}/`;
-  const pid = r.proc ? r.proc.pid : null;
-  const before = pid ? rssKiB(pid) : 0;
-  const p = start('taskset', ['-c', '1', WSBENCH, '--url', url, '--idle', '-c', String(IDLE_CONNS), '-s', String(size), '--hold', '120', '--json']);
+  const pid = r.proc.pid;
+  const before = rssKiB(pid);
+  const p = start('taskset', ['-c', '1', WSBENCH, '--url', url, '--idle', '-c', String(IDLE_CONNS), '-s', String(size), '--hold', '300', '--json']);
+  const done = exited(p);
   await waitLine(p, /"event":"ready"/, `idle ${target}`, 120000);
-  await sleep(500);
-  const after = pid ? rssKiB(pid) : 0;
+  const peak = rssKiB(pid);
   p.kill('SIGTERM');
-  await new Promise((res) => p.on('exit', res));
-  return ((after - before) * 1024) / IDLE_CONNS;
+  const e = await done;
+  if (e.code !== 0) throw new Error(`idle ${target}: wsbench exited with ${e.code ?? e.signal}: ${p.stderrText}`);
+  await sleep(3000);
+  const after = rssKiB(pid);
+  return { perConn: ((peak - before) * 1024) / IDLE_CONNS, before, peak, after, keptPct: (100 * after) / before };
 }
 
 const med = (a) => { const s = [...a].filter((v) => !Number.isNaN(v)).sort((x, y) => x - y); return s.length ? s[Math.floor((s.length - 1) / 2)] : NaN; };
@@ -334,11 +349,14 @@ async function main() {
     for (const size of [32, 65536]) {
       stopTargets(running);
       running = await startTargets(backend, true);
+      const key = size === 32 ? 'idle' : 'idle64k';
       for (const t of order) {
         if (!TARGETS[t].start || t.startsWith('tcpfwd')) continue; // the relays' buffers are a choice, not a floor
-        const g = await idleGrowth(t, running, size);
-        put(size === 32 ? 'idle' : 'idle64k', t, g);
-        process.stderr.write(`round ${round} idle ${size} ${t}: ${g.toFixed(0)} B/conn\n`);
+        const g = await idleMemory(t, running, size);
+        put(key, t, g.perConn);
+        put(`${key}_kept`, t, g.keptPct);
+        runs.push({ round, workload: `idle${size}`, target: t, rss_kib: { before: g.before, after_burst: g.peak, after_close: g.after } });
+        process.stderr.write(`round ${round} idle ${size} ${t}: ${g.perConn.toFixed(0)} B/conn; RSS ${g.before} KiB before, ${g.peak} after the burst, ${g.after} 3 s after closing (${g.keptPct.toFixed(0)}%)\n`);
       }
     }
     stopTargets(running);
@@ -372,8 +390,10 @@ async function main() {
     ['latency p50 (µs, 10k msgs/s)', 'p50', 0, false],
     ['latency p99 (µs)', 'p99', 0, false],
     ['latency p99.9 (µs)', 'p999', 0, false],
-    [`idle RSS per connection (B, ${IDLE_CONNS} conns, 32 B echo)`, 'idle', 0, false],
-    ['idle RSS per connection after a 64 KiB echo (B)', 'idle64k', 0, false],
+    [`idle RSS per connection (B, ${IDLE_CONNS} conns, after a burst of 32 B echoes)`, 'idle', 0, false],
+    ['idle, 32 B: RSS 3 s after all closed (% of RSS before)', 'idle_kept', 0, false],
+    ['idle RSS per connection after a burst of 64 KiB echoes (B)', 'idle64k', 0, false],
+    ['idle, 64 KiB: RSS 3 s after all closed (% of RSS before)', 'idle64k_kept', 0, false],
     ['churn (connections/s)', 'churn', 0, true],
     ['unpinned, multi-worker: small (msgs/s)', 'small_mw', 0, true],
     ['unpinned, multi-worker: bulk (MB/s)', 'bulk_mw', 1, true],
@@ -423,6 +443,7 @@ async function main() {
 machine: ${machine}
 rounds: ${ROUNDS}, ${DURATION} s per run after ${WARMUP} s warm-up; medians. (×) = ratio to direct; wsgate ÷ best peer: wsgate's advantage over the best peer configuration (>1 is better), from the medians and within each round. TCP relay: bench/tcpfwd, a bare recv/send relay (no HTTP, no WebSocket; one thread), a floor for any proxy, not a peer; io_uring: the same relay with io_uring requests (tcpfwd --io uring). Proxies run pinned to CPU 0, wsbench and wsecho to CPU 1.
 small: a proxied run counts (is valid) only when the direct run of the same round was at least ${SMALL_HEADROOM}× faster and the proxy's process tree used at least ${SMALL_BUSY}% of its core (utime + stime over the run's wall time: "proxy CPU, % of its core"); otherwise the tools or the kernel's loopback path, not the proxy, set the rate. CPU 0 / CPU 1 busy: each core's busy share from /proc/stat over the run (CPU 1 near 100%: the tools set the rate).
+idle: ${IDLE_CONNS} connections, then one message on every one at once (a burst); RSS per connection = (RSS after every echo came back − RSS before) ÷ connections; "after all closed" = RSS 3 s after wsbench closed every connection, as a % of the RSS before (100% = everything given back).
 
 `;
   process.stdout.write(header + out);
