@@ -21,11 +21,16 @@ const ROUNDS = +(env.ROUNDS || 3);
 const DURATION = +(env.DURATION || 5);
 const WARMUP = +(env.WARMUP || 1);
 const IDLE_CONNS = +(env.IDLE_CONNS || 9000);
+// Fixed-load efficiency: an open-loop run at this rate (64 connections).
+const RATE_EFF = +(env.RATE_EFF || 50000);
+const RATE_LAT = 10000; // the latency workload's rate
 // The rules that make a run count (the issue's): a proxied small run
 // measures the proxy only when the direct path is at least SMALL_HEADROOM
-// times faster and the proxy keeps its core at least SMALL_BUSY % busy.
+// times faster and the proxy keeps its core at least SMALL_BUSY % busy; a
+// fixed-load run only when it delivered within 1% of its rate.
 const SMALL_HEADROOM = 3;
 const SMALL_BUSY = 90;
+const RATE_TOLERANCE = 0.01;
 const WSGATE = env.WSGATE_BIN || join(root, 'build/wsgate');
 const WSBENCH = env.WSBENCH_BIN || join(root, 'build/bench/wsbench');
 const WSECHO = env.WSECHO_BIN || join(root, 'build/bench/wsecho');
@@ -242,7 +247,8 @@ function bench(args, timeoutMs) {
 const WORKLOADS = {
   small: (url) => ['--url', url, '-c', '64', '-k', '16', '-s', '32', '-d', String(DURATION), '-w', String(WARMUP)],
   bulk: (url) => ['--url', url, '-c', '16', '-k', '4', '-s', '65536', '--binary', '-d', String(DURATION), '-w', String(WARMUP)],
-  latency: (url) => ['--url', url, '-c', '64', '--rate', '10000', '-s', '32', '-d', String(DURATION), '-w', String(WARMUP)],
+  latency: (url) => ['--url', url, '-c', '64', '--rate', String(RATE_LAT), '-s', '32', '-d', String(DURATION), '-w', String(WARMUP)],
+  eff: (url) => ['--url', url, '-c', '64', '--rate', String(RATE_EFF), '-s', '32', '-d', String(DURATION), '-w', String(WARMUP)],
   churn: (url) => ['--url', url, '-c', '16', '--churn', '-s', '32', '-d', String(DURATION), '-w', String(WARMUP)],
 };
 
@@ -295,7 +301,7 @@ async function main() {
   for (let round = 1; round <= ROUNDS; round++) {
     // Rotate the order each round so no target always runs first.
     const order = names.map((_, i) => names[(i + round - 1) % names.length]);
-    for (const wl of ['small', 'bulk', 'latency', 'churn']) {
+    for (const wl of ['small', 'bulk', 'latency', 'eff', 'churn']) {
       for (const t of order) {
         const r = running[t];
         const url = `ws://127.0.0.1:${r.port}/`;
@@ -321,7 +327,18 @@ async function main() {
           rec.cpu1_busy_pct = res.small_load[t].at(-1);
         }
         if (wl === 'bulk') put('bulk', t, j.mb_per_s);
-        if (wl === 'latency') { put('p50', t, j.latency_us.p50); put('p99', t, j.latency_us.p99); put('p999', t, j.latency_us.p999); }
+        if (wl === 'latency' || wl === 'eff') {
+          const rate = wl === 'latency' ? RATE_LAT : RATE_EFF;
+          if (wl === 'latency') { put('p50', t, j.latency_us.p50); put('p99', t, j.latency_us.p99); put('p999', t, j.latency_us.p999); }
+          put(`${wl}_rate`, t, j.msgs_per_s);
+          // Proxy CPU over the whole wsbench run (connect, warm-up, window)
+          // per message sent in it.
+          if (r.proc) put(`${wl}_cpu`, t, (c1 - c0) / j.sent);
+          if (r.proc) rec.proxy_cpu_ns_per_msg = res[`${wl}_cpu`][t].at(-1);
+          if (j.msgs_per_s < (1 - RATE_TOLERANCE) * rate) {
+            flag(`${wl}_rate`, t, `${wl} (${rate} msgs/s), round ${round}, ${TARGETS[t].label}: delivered ${j.msgs_per_s.toFixed(0)} msgs/s, more than 1% short of ${rate}`);
+          }
+        }
         if (wl === 'churn') put('churn', t, j.connects_per_s);
         runs.push(rec);
         process.stderr.write(`round ${round} ${wl} ${t}: ${JSON.stringify(j)}\n`);
@@ -387,9 +404,13 @@ async function main() {
     ['small: CPU 1 (wsbench + wsecho) busy (%)', 'small_load', 0, null],
     [`small: valid runs (of ${ROUNDS})`, 'small', 'valid', null],
     ['bulk (MB/s, 16×4×64 KiB)', 'bulk', 1, true],
-    ['latency p50 (µs, 10k msgs/s)', 'p50', 0, false],
-    ['latency p99 (µs)', 'p99', 0, false],
-    ['latency p99.9 (µs)', 'p999', 0, false],
+    [`latency p50 (µs, ${RATE_LAT / 1000}k msgs/s)`, 'p50', 0, false, 'latency_rate'],
+    ['latency p99 (µs)', 'p99', 0, false, 'latency_rate'],
+    ['latency p99.9 (µs)', 'p999', 0, false, 'latency_rate'],
+    [`proxy CPU per message at ${RATE_LAT / 1000}k msgs/s (ns)`, 'latency_cpu', 0, false, 'latency_rate'],
+    [`proxy CPU per message at ${RATE_EFF / 1000}k msgs/s (ns, 64 conns × 32 B)`, 'eff_cpu', 0, false, 'eff_rate'],
+    [`${RATE_EFF / 1000}k msgs/s: delivered (msgs/s)`, 'eff_rate', 0, null, 'eff_rate'],
+    [`${RATE_EFF / 1000}k msgs/s: valid runs (of ${ROUNDS})`, 'eff_rate', 'valid', null],
     [`idle RSS per connection (B, ${IDLE_CONNS} conns, after a burst of 32 B echoes)`, 'idle', 0, false],
     ['idle, 32 B: RSS 3 s after all closed (% of RSS before)', 'idle_kept', 0, false],
     ['idle RSS per connection after a burst of 64 KiB echoes (B)', 'idle64k', 0, false],
@@ -403,7 +424,7 @@ async function main() {
   out += `|---|${names.map(() => '---:').join('|')}|---:|---:|\n`;
   for (const [label, key, digits, higherBetter, vkey] of rows) {
     if (digits === 'valid') {
-      // Runs that count, of those made.
+      // Runs that count, of those made: proxied small runs, fixed-load runs.
       const cells = names.map((n) => {
         const made = res[key]?.[n]?.length ?? 0;
         if (!made || (key === 'small' && n === 'direct')) return '—';
@@ -437,12 +458,13 @@ async function main() {
   out += '\n';
   out += notes.length
     ? `Runs that do not count (* in the table: that median includes at least one of them):\n\n${notes.map((n) => `- ${n}`).join('\n')}\n`
-    : 'Every run counts: no small run broke the headroom or busy-core rule.\n';
+    : 'Every run counts: no small run broke the headroom or busy-core rule, and every fixed-rate run delivered within 1% of its rate.\n';
   const machine = `${cpus().length} × ${cpus()[0].model}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${spawnSync('uname', ['-sr']).stdout.toString().trim()}`;
   const header = `wsgate bench-compare, ${new Date().toISOString()}
 machine: ${machine}
 rounds: ${ROUNDS}, ${DURATION} s per run after ${WARMUP} s warm-up; medians. (×) = ratio to direct; wsgate ÷ best peer: wsgate's advantage over the best peer configuration (>1 is better), from the medians and within each round. TCP relay: bench/tcpfwd, a bare recv/send relay (no HTTP, no WebSocket; one thread), a floor for any proxy, not a peer; io_uring: the same relay with io_uring requests (tcpfwd --io uring). Proxies run pinned to CPU 0, wsbench and wsecho to CPU 1.
 small: a proxied run counts (is valid) only when the direct run of the same round was at least ${SMALL_HEADROOM}× faster and the proxy's process tree used at least ${SMALL_BUSY}% of its core (utime + stime over the run's wall time: "proxy CPU, % of its core"); otherwise the tools or the kernel's loopback path, not the proxy, set the rate. CPU 0 / CPU 1 busy: each core's busy share from /proc/stat over the run (CPU 1 near 100%: the tools set the rate).
+Fixed load: proxy CPU per message = the proxy's CPU time over the whole wsbench run divided by the messages sent, in open loop at ${RATE_LAT / 1000}k msgs/s (the latency workload) and at ${RATE_EFF / 1000}k msgs/s; a run counts only when it delivered within 1% of its rate.
 idle: ${IDLE_CONNS} connections, then one message on every one at once (a burst); RSS per connection = (RSS after every echo came back − RSS before) ÷ connections; "after all closed" = RSS 3 s after wsbench closed every connection, as a % of the RSS before (100% = everything given back).
 
 `;
