@@ -59,7 +59,14 @@
     X(WS_UTF8, "ws_utf8", "invalid UTF-8 in text", 400, 1007)                                      \
     X(WS_FRAME_TOO_BIG, "ws_frame_too_big", "frame larger than max_frame_size", 400, 1009)         \
     X(WS_MSG_TOO_BIG, "ws_message_too_big", "message larger than max_message_size", 400, 1009)     \
+    X(PATH_NOT_ORIGIN, "path_not_origin", "request-target is not a path starting with /", 400,     \
+      1002)                                                                                        \
+    X(PATH_ENCODED_SLASH, "path_encoded_slash", "path has an encoded slash or a backslash", 400,   \
+      1002)                                                                                        \
+    X(PATH_BAD_ESCAPE, "path_bad_escape", "malformed percent-encoding in the path", 400, 1002)     \
+    X(PATH_DOT_DOT, "path_dot_dot", "path climbs above / with ..", 400, 1002)                      \
     X(NO_ROUTE, "no_route", "no route matches the path", 404, 1002)                                \
+    X(NO_BACKEND, "no_backend", "no backend of the upstream can take a connection", 503, 1002)     \
     X(OVERLOADED, "overloaded", "max_connections reached", 503, 1002)                              \
     X(HANDSHAKE_TIMEOUT, "handshake_timeout", "handshake not completed in time", 408, 1002)        \
     X(BACKEND_CONNECT, "backend_connect", "backend connection failed", 502, 1002)                  \
