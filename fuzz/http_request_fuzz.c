@@ -83,7 +83,7 @@ static void fuzz_request(const char *buf, size_t size)
     int rc = parse_request_split(buf, size, &lim, &req);
     if (rc <= 0) {
         /* The error answer for a failed parse always fits a small buffer. */
-        require(hs_build_error(out, 512, err_http_status(rc), err_str(rc)) > 0);
+        require(hs_build_error(out, 512, err_http_status(rc), err_str(rc), NULL) > 0);
         return;
     }
     require((size_t)rc <= size && (size_t)rc <= lim.max_head);
@@ -99,7 +99,7 @@ static void fuzz_request(const char *buf, size_t size)
         require(hc < 0);
         int st = err_http_status(hc);
         require(st == 400 || st == 405 || st == 426);
-        require(hs_build_error(out, 512, st, err_str(hc)) > 0);
+        require(hs_build_error(out, 512, st, err_str(hc), NULL) > 0);
         return;
     }
     require(info.key.n == HS_KEY_LEN);
@@ -107,7 +107,7 @@ static void fuzz_request(const char *buf, size_t size)
     static const uint8_t nonce[16] = "fuzz-nonce-0123";
     char key[HS_KEY_LEN + 1];
     hs_make_key(nonce, key);
-    struct hs_upstream up = {key, "192.0.2.1", "https", info.request_id};
+    struct hs_upstream up = {key, "192.0.2.1", "https", info.request_id, {NULL, 0}};
     int n = hs_build_upstream(out, sizeof(out), &req, &info, &up);
     require(n > 0);
 
@@ -135,7 +135,7 @@ static void fuzz_request(const char *buf, size_t size)
         if (http_list_next(&list, &elem) && elem.n < 200)
             proto = elem;
     }
-    int m = hs_build_101(r101, sizeof(r101), info.key, proto);
+    int m = hs_build_101(r101, sizeof(r101), info.key, proto, NULL);
     require(m > 0);
     struct http_header rh[8];
     struct http_response resp = {.headers = rh};

@@ -95,68 +95,27 @@ static int parse_cli(int argc, char **argv, struct cli *cli)
     return -1;
 }
 
-static int parse_level(const char *s, enum log_level *out)
-{
-    static const char *const names[] = {"debug", "info", "warn", "error"};
-
-    for (int i = 0; i < 4; i++) {
-        if (strcmp(s, names[i]) == 0) {
-            *out = (enum log_level)i;
-            return 0;
-        }
-    }
-    return ERR_CONFIG;
-}
-
-static int parse_workers(const char *s, unsigned *out)
-{
-    char *end;
-    unsigned long v;
-
-    if (strcmp(s, "auto") == 0) {
-        *out = 0;
-        return 0;
-    }
-    errno = 0;
-    v = strtoul(s, &end, 10);
-    if (errno || end == s || *end || v < 1 || v > 256 || s[0] == '-')
-        return ERR_CONFIG;
-    *out = (unsigned)v;
-    return 0;
-}
-
-/* Apply flag overrides to cfg. Returns 0 or an exit status. */
+/* Apply flag overrides to cfg through the configuration's key table.
+ * Returns 0 or an exit status. */
 static int apply_flags(const struct cli *cli, struct config *cfg)
 {
-    const char *why = NULL;
-
-    if (cli->listen && config_parse_listen(cli->listen, &cfg->listen, &why) < 0) {
-        fprintf(stderr, "wsgate: --listen %s: %s\n", cli->listen, why ? why : "invalid address");
+    if (cli->listen && config_set_flag(cfg, "listen", "--listen", cli->listen, stderr) < 0)
         return EXIT_USAGE;
-    }
-    if (cli->workers && parse_workers(cli->workers, &cfg->workers) < 0) {
-        fprintf(stderr, "wsgate: --workers %s: expected \"auto\" or an integer from 1 to 256\n",
-                cli->workers);
+    if (cli->workers && config_set_flag(cfg, "workers", "--workers", cli->workers, stderr) < 0)
         return EXIT_USAGE;
-    }
-    if (cli->log_level && parse_level(cli->log_level, &cfg->log_level) < 0) {
-        fprintf(stderr, "wsgate: --log-level %s: expected debug, info, warn or error\n",
-                cli->log_level);
+    if (cli->log_level &&
+        config_set_flag(cfg, "log_level", "--log-level", cli->log_level, stderr) < 0)
         return EXIT_USAGE;
-    }
     if (cli->backend) {
-        struct cfg_backend b;
-        int rc;
-        if (config_parse_backend(cli->backend, &b, &why) < 0) {
-            fprintf(stderr, "wsgate: --backend %s: %s\n", cli->backend, why ? why : "invalid URL");
-            return EXIT_USAGE;
-        }
-        rc = config_add_route(cfg, "/", &b);
-        free(b.url);
-        if (rc < 0) {
+        int rc = config_set_backend(cfg, cli->backend, stderr);
+        if (rc == ERR_NOMEM)
             fprintf(stderr, "wsgate: out of memory\n");
+        if (rc < 0)
             return EXIT_USAGE;
-        }
+    }
+    if (config_finish(cfg) < 0) {
+        fprintf(stderr, "wsgate: out of memory\n");
+        return EXIT_USAGE;
     }
     return 0;
 }

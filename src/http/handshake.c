@@ -408,7 +408,7 @@ int hs_build_upstream(char *out, size_t cap, const struct http_request *req,
     if (collect_conn_opts(h, n, &opts) < 0)
         return ERR_RANGE;
     put(&w, "GET ", 4);
-    put_span(&w, info->path);
+    put_span(&w, up->target.n ? up->target : info->path);
     put(&w, " HTTP/1.1\r\n", 11);
 
     for (unsigned i = 0; i < n; i++) {
@@ -584,7 +584,8 @@ static const char *reason_phrase(int status)
     }
 }
 
-int hs_build_101(char *out, size_t cap, struct http_span client_key, struct http_span protocol)
+int hs_build_101(char *out, size_t cap, struct http_span client_key, struct http_span protocol,
+                 const char *extra)
 {
     char accept[HS_ACCEPT_LEN + 1];
     struct wbuf w = {out, cap, 0, false};
@@ -598,11 +599,13 @@ int hs_build_101(char *out, size_t cap, struct http_span client_key, struct http
     put_field(&w, "Sec-WebSocket-Accept", cstr(accept));
     if (protocol.n > 0)
         put_field(&w, "Sec-WebSocket-Protocol", protocol);
+    if (extra)
+        put_str(&w, extra);
     put(&w, "\r\n", 2);
     return finish(&w);
 }
 
-int hs_build_error(char *out, size_t cap, int status, const char *detail)
+int hs_build_error(char *out, size_t cap, int status, const char *detail, const char *extra)
 {
     struct wbuf w = {out, cap, 0, false};
 
@@ -631,6 +634,8 @@ int hs_build_error(char *out, size_t cap, int status, const char *detail)
     /* RFC 9110 §15.5.6: a 405 MUST carry Allow. */
     if (status == 405)
         put_str(&w, "Allow: GET\r\n");
+    if (extra)
+        put_str(&w, extra);
     put(&w, "\r\n", 2);
 
     /* A one-line body: control characters in the detail become spaces. */

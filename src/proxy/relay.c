@@ -171,7 +171,7 @@ static void start_closing(struct session *s)
             probe(legs[i]);
         }
     }
-    arm_by(s, now + s->cfg->close_timeout_ms);
+    arm_by(s, now + s->lim->close_timeout_ms);
 }
 
 /* Append a control frame from wsgate to l->ctl. */
@@ -347,7 +347,7 @@ static int control(struct leg *src, struct buf *b, const struct ws_frame_hdr *h)
 static int parse(struct leg *src, struct buf *b)
 {
     struct session *s = src->s;
-    const struct config *cfg = s->cfg;
+    const struct limits *cfg = s->lim;
     struct ws_rules rules = {cfg->max_frame_size, cfg->max_message_size, src->is_client};
 
     while (b->ppos < b->wpos && !src->close_rcvd) {
@@ -509,7 +509,7 @@ static void trim(struct leg *src)
 static void read_some(struct leg *src)
 {
     struct session *s = src->s;
-    size_t high = s->cfg->high_watermark;
+    size_t high = s->lim->high_watermark;
 
     if (src->throttled && !(src->forward && src->queued >= high))
         release(src);
@@ -605,7 +605,7 @@ static ssize_t send_iov(struct leg *l, struct iovec *iov, int cnt)
 static void track_tx(struct leg *l, size_t wrote)
 {
     struct session *s = l->s;
-    const struct config *cfg = s->cfg;
+    const struct limits *cfg = s->lim;
     uint64_t now = s->w->loop.now;
 
     l->tx_bytes += wrote;
@@ -723,7 +723,7 @@ static void flush(struct leg *dst)
     }
 out:
     track_tx(dst, wrote);
-    if (src->throttled && src->queued <= s->cfg->low_watermark)
+    if (src->throttled && src->queued <= s->lim->low_watermark)
         pump(src);
 }
 
@@ -789,7 +789,7 @@ enum due {
 /* The leg's next deadline (UINT64_MAX: none) and what it is for. */
 static uint64_t leg_due(struct leg *l, enum due *what)
 {
-    const struct config *cfg = l->s->cfg;
+    const struct limits *cfg = l->s->lim;
     uint64_t at = UINT64_MAX;
 
     *what = DUE_NONE;
@@ -913,7 +913,7 @@ static bool close_stuck(struct session *s)
 
 static void schedule(struct session *s)
 {
-    const struct config *cfg = s->cfg;
+    const struct limits *cfg = s->lim;
     uint64_t next = legs_due(s);
 
     if (s->closing) {
@@ -933,7 +933,7 @@ static void schedule(struct session *s)
 
 void relay_timer(struct session *s)
 {
-    const struct config *cfg = s->cfg;
+    const struct limits *cfg = s->lim;
     uint64_t now = s->w->loop.now;
     struct leg *legs[2] = {&s->c, &s->b};
 

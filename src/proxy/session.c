@@ -30,7 +30,10 @@ static void log_access(struct session *s)
     log_str(&l, "client", s->client);
     log_str(&l, "request_id", s->request_id);
     log_str(&l, "path", s->path ? s->path : "");
-    log_str(&l, "backend", s->route ? s->route->backend.addr.text : "");
+    log_str(&l, "route", s->route ? s->route->name : "");
+    log_str(&l, "upstream", s->upstream ? s->upstream->name : "");
+    log_str(&l, "backend", s->backend ? s->backend->addr.text : "");
+    log_uint(&l, "attempts", s->attempts);
     log_int(&l, "status", s->status);
     log_ms(&l, "duration_ms", (now - s->start_ms) * 1000);
     log_uint(&l, "msgs_in", s->c.msgs);
@@ -72,6 +75,10 @@ static void finish(struct session *s)
     s->st = SESS_ST_DONE;
     leg_close(&s->c);
     leg_close(&s->b);
+    if (s->backend_held) {
+        route_backend_release(s->backend);
+        s->backend_held = false;
+    }
     timer_disarm(&s->w->loop.wheel, &s->timer);
     log_access(s);
     handshake_free(s);
@@ -138,6 +145,7 @@ void session_start(struct worker *w, int fd, const struct sockaddr_storage *peer
     }
     s->w = w;
     s->cfg = w->cfg;
+    s->lim = &w->cfg->lim;
     leg_init(s, &s->c, true, on_event);
     leg_init(s, &s->b, false, on_event);
     s->c.io.fd = fd;

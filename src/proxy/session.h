@@ -20,6 +20,8 @@
 #include "core/loop.h"
 #include "core/objpool.h"
 #include "core/rand.h"
+#include "route/route.h"
+#include "http/handshake.h"
 #include "http/parser.h"
 #include "ws/frame.h"
 #include "ws/utf8.h"
@@ -45,6 +47,7 @@ struct worker {
     struct timer drain_timer;
     struct timer accept_retry;   /* accepting again after EMFILE/ENFILE/ENOBUFS */
     struct http_header *scratch; /* max_headers entries for parsing a head */
+    struct route_worker router;  /* this worker's balancer state */
     char *head_in;               /* max_header_size bytes: a head's bytes are read here first */
     pthread_t thread;
     unsigned id;
@@ -164,7 +167,16 @@ struct session {
     bool counted; /* holds a slot in proxy->conns */
     bool closing; /* a close handshake is under way */
 
-    const struct cfg_route *route;
+    /* routing, decided at the handshake */
+    const struct rc_route *route;       /* matched route, or NULL */
+    const struct limits *lim;           /* the route's limits (relay) */
+    const struct rc_upstream *upstream; /* the pool picked for it */
+    size_t upstream_index;              /* its index in the config's upstreams */
+    const struct rc_backend *backend;   /* the backend tried or connected */
+    bool backend_held;                  /* counted in backend->state->active */
+    bool sticky_hit;                    /* a valid sticky cookie chose the backend */
+    uint8_t attempts;                   /* backends tried */
+    uint32_t tried[12];                 /* their indexes (retries <= 10) */
     struct sockaddr_storage peer;
     char client[64];     /* "ip:port" */
     char *path;          /* request-target for the log (cut at PATH_LOG_MAX), or NULL:
@@ -180,11 +192,17 @@ struct session {
     size_t req_head_len;          /* length of the request head itself */
     struct http_header *req_hdrs; /* exact-size copy of the parsed request headers */
     struct http_request req;
-    char *hs;           /* the backend's response head (+ any early frames) */
-    size_t hs_cap;      /* bytes allocated for hs */
-    size_t hs_len;      /* bytes in hs */
-    size_t hs_head_len; /* length of the response head itself, once complete */
-    size_t hs_scan;     /* parser scan hint for whichever head is being read */
+    struct hs_request_info info; /* what hs_check_request found (spans into req_head) */
+    char *npath;                 /* normalized request path (malloc'd) */
+    size_t npath_len;
+    const char *query; /* after '?' in the request-target, or NULL */
+    size_t query_len;
+    uint64_t hs_deadline; /* ms: retries must fit before this */
+    char *hs;             /* the backend's response head (+ any early frames) */
+    size_t hs_cap;        /* bytes allocated for hs */
+    size_t hs_len;        /* bytes in hs */
+    size_t hs_head_len;   /* length of the response head itself, once complete */
+    size_t hs_scan;       /* parser scan hint for whichever head is being read */
     struct http_chunked chunked;
     char *body; /* backend's error body being collected */
     size_t body_len;

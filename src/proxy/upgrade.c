@@ -4,6 +4,7 @@
  * with an HTTP error. Nothing but an HTTP response reaches the client before
  * the backend's valid 101 (no upgrade smuggling). */
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,7 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "http/handshake.h"
+#include "http/path.h"
 #include "proxy/session.h"
 #include "route/route.h"
 
@@ -28,12 +30,12 @@ static void set_deadline(struct session *s, uint64_t at)
     timer_arm(&s->w->loop.wheel, &s->timer, at);
 }
 
-static void session_respond(struct session *s, int status, int err, const char *detail);
+static void respond(struct session *s, int status, int err, const char *detail, const char *extra);
 
 void handshake_start(struct session *s, bool overloaded)
 {
     if (overloaded) {
-        session_respond(s, 503, ERR_OVERLOADED, err_str(ERR_OVERLOADED));
+        respond(s, 503, ERR_OVERLOADED, err_str(ERR_OVERLOADED), NULL);
         return;
     }
     set_deadline(s, s->w->loop.now + s->cfg->handshake_timeout_ms);
@@ -76,7 +78,7 @@ static void respond_flush(struct session *s)
 
 static void start_respond(struct session *s, char *resp, size_t len)
 {
-    uint64_t linger = s->cfg->close_timeout_ms;
+    uint64_t linger = s->lim->close_timeout_ms;
 
     leg_close(&s->b);
     leg_set_pre(&s->c, resp, len);
@@ -87,9 +89,11 @@ static void start_respond(struct session *s, char *resp, size_t len)
     respond_flush(s);
 }
 
-static void session_respond(struct session *s, int status, int err, const char *detail)
+/* Answer the client with an error (extra: header lines, or NULL), then
+ * linger and close. */
+static void respond(struct session *s, int status, int err, const char *detail, const char *extra)
 {
-    size_t cap = 512;
+    size_t cap = 512 + (extra ? strlen(extra) : 0);
     char *resp = malloc(cap);
     int n;
 
@@ -98,7 +102,7 @@ static void session_respond(struct session *s, int status, int err, const char *
     s->status = status;
     if (s->closed_by == CLOSED_BY_NONE)
         s->closed_by = CLOSED_BY_PROXY;
-    if (!resp || (n = hs_build_error(resp, cap, status, detail)) < 0) {
+    if (!resp || (n = hs_build_error(resp, cap, status, detail, extra)) < 0) {
         free(resp);
         session_end(s);
         return;
@@ -108,7 +112,7 @@ static void session_respond(struct session *s, int status, int err, const char *
 
 static void fail(struct session *s, int err)
 {
-    session_respond(s, err_http_status(err), err, err_str(err));
+    respond(s, err_http_status(err), err, err_str(err), NULL);
 }
 
 static bool valid_request_id(struct http_span v)
@@ -148,76 +152,293 @@ static const struct http_limits *limits(const struct session *s, struct http_lim
     return lim;
 }
 
-/* The request head is complete and parsed: check it, pick the route,
- * connect to the backend and prepare our upgrade request. */
+/* The value of cookie `name` in the request's Cookie fields, or false. */
+static bool find_cookie(const struct http_request *req, const char *name, struct http_span *out)
+{
+    size_t nl = strlen(name);
+    unsigned from = 0;
+    int i;
+
+    while ((i = http_header_next(req->headers, req->nheaders, "Cookie", &from)) >= 0) {
+        const char *p = req->headers[i].value.p;
+        size_t n = req->headers[i].value.n, k = 0;
+        while (k < n) {
+            size_t e = k;
+            while (e < n && p[e] != ';')
+                e++;
+            while (k < e && p[k] == ' ')
+                k++;
+            if (e - k > nl && memcmp(p + k, name, nl) == 0 && p[k + nl] == '=') {
+                out->p = p + k + nl + 1;
+                out->n = e - k - nl - 1;
+                return true;
+            }
+            k = e + 1;
+        }
+    }
+    return false;
+}
+
+/* The bytes an LB_HASH upstream hashes for this request, or false when the
+ * request has none (it is then balanced at random). */
+static bool hash_key(struct session *s, const struct rc_upstream *up, const struct route_req *rq,
+                     struct http_span *key)
+{
+    unsigned from = 0;
+    int i;
+
+    switch (up->hash_src) {
+    case HASH_IP:
+        if (s->peer.ss_family == AF_INET6) {
+            key->p = (const char *)&((const struct sockaddr_in6 *)&s->peer)->sin6_addr;
+            key->n = 16;
+        } else {
+            key->p = (const char *)&((const struct sockaddr_in *)&s->peer)->sin_addr;
+            key->n = 4;
+        }
+        return true;
+    case HASH_PATH:
+        key->p = rq->path;
+        key->n = rq->path_len;
+        return true;
+    case HASH_HEADER:
+        i = http_header_next(s->req.headers, s->req.nheaders, up->hash_name, &from);
+        if (i < 0)
+            return false;
+        *key = s->req.headers[i].value;
+        return true;
+    case HASH_COOKIE:
+        return find_cookie(&s->req, up->hash_name, key);
+    case HASH_QUERY: {
+        size_t nl = strlen(up->hash_name), k = 0;
+        while (rq->query && k < rq->query_len) {
+            size_t e = k;
+            while (e < rq->query_len && rq->query[e] != '&')
+                e++;
+            if (e - k >= nl && memcmp(rq->query + k, up->hash_name, nl) == 0 &&
+                (e - k == nl || rq->query[k + nl] == '=')) {
+                key->p = e - k == nl ? rq->query + e : rq->query + k + nl + 1;
+                key->n = e - k == nl ? 0 : e - k - nl - 1;
+                return true;
+            }
+            k = e + 1;
+        }
+        return false;
+    }
+    }
+    return false;
+}
+
+/* The request as the router sees it: Host, the normalized path and the
+ * query, the headers. */
+static void route_request(const struct session *s, struct route_req *rq)
+{
+    unsigned from = 0;
+    int i = http_header_next(s->req.headers, s->req.nheaders, "Host", &from);
+
+    memset(rq, 0, sizeof(*rq));
+    if (i >= 0) {
+        rq->host = s->req.headers[i].value.p;
+        rq->host_len = s->req.headers[i].value.n;
+    }
+    rq->path = s->npath;
+    rq->path_len = s->npath_len;
+    if (s->query) {
+        rq->query = s->query;
+        rq->query_len = s->query_len;
+    }
+    rq->headers = s->req.headers;
+    rq->nheaders = s->req.nheaders;
+}
+
+/* The backend a sticky cookie names, if it is valid and usable. */
+static int sticky_backend(struct session *s, const struct rc_upstream *up)
+{
+    struct http_span v;
+    int i;
+
+    if (!up->sticky_cookie || !find_cookie(&s->req, up->sticky_cookie, &v))
+        return -1;
+    i = route_sticky_decode(up, v.p, v.n);
+    if (i < 0 || !route_backend_usable(&up->backends[i], s->w->loop.now))
+        return -1;
+    return i;
+}
+
+static void backend_failed(struct session *s, int err);
+
+/* Connect to the next backend of the upstream and prepare our upgrade
+ * request for it. Called for the first attempt and for each retry. */
+static void attempt(struct session *s)
+{
+    const struct rc_upstream *up = s->upstream;
+    struct route_req rq;
+    struct hs_upstream hu;
+    struct http_span key = {0};
+    char ip[64], wskey[HS_KEY_LEN + 1], rnd[8];
+    uint8_t nonce[16];
+    size_t cap, tcap;
+    char *out, *target;
+    int rc, fd, bi = -1, tlen;
+    uint64_t timeout;
+
+    route_request(s, &rq);
+    if (s->attempts == 0)
+        bi = sticky_backend(s, up);
+    if (bi >= 0) {
+        s->sticky_hit = true;
+    } else {
+        if (up->balance == LB_HASH && !hash_key(s, up, &rq, &key)) {
+            /* No key in this request: any backend will do. */
+            rng_bytes(&s->w->rng, rnd, sizeof(rnd));
+            key.p = rnd;
+            key.n = sizeof(rnd);
+        }
+        bi = route_pick_backend(&s->w->router, s->upstream_index, up, key.p, key.n, s->tried,
+                                s->attempts, s->w->loop.now, &s->w->rng);
+    }
+    if (bi < 0) {
+        /* Every backend is down, ejected, draining or full. */
+        s->err = s->attempts ? s->err : ERR_NO_BACKEND;
+        respond(s, 503, ERR_NO_BACKEND, err_str(ERR_NO_BACKEND), "Retry-After: 5\r\n");
+        return;
+    }
+    s->backend = &up->backends[bi];
+    s->tried[s->attempts++] = (uint32_t)bi;
+    route_backend_acquire(s->backend);
+    s->backend_held = true;
+
+    rng_bytes(&s->w->rng, nonce, sizeof(nonce));
+    hs_make_key(nonce, wskey);
+    hs_accept_key(wskey, HS_KEY_LEN, s->accept);
+    sock_ip_text((const struct sockaddr *)&s->peer, ip, sizeof(ip));
+    /* The target sent upstream: the backend's own path, the rewritten or
+     * normalized path, the query. */
+    tcap = strlen(s->backend->path) + s->npath_len + s->query_len + 2 +
+           (s->route->rewrite_prefix ? strlen(s->route->rewrite_prefix) : 0);
+    target = malloc(tcap);
+    tlen = target ? route_upstream_target(s->route, s->backend, &rq, target, tcap) : ERR_NOMEM;
+    cap = s->req_head_len + 512 + strlen(s->request_id) + (size_t)(tlen > 0 ? tlen : 0);
+    out = tlen >= 0 ? malloc(cap) : NULL;
+    if (!out) {
+        free(target);
+        fail(s, ERR_NOMEM);
+        return;
+    }
+    hu = (struct hs_upstream){.key = wskey,
+                              .client_ip = ip,
+                              .proto = "http",
+                              .request_id = {s->request_id, strlen(s->request_id)},
+                              .target = {target, (size_t)tlen}};
+    rc = hs_build_upstream(out, cap, &s->req, &s->info, &hu);
+    free(target);
+    if (rc < 0) {
+        free(out);
+        fail(s, rc);
+        return;
+    }
+    fd = sock_connect((const struct sockaddr *)&s->backend->addr.sa, s->backend->addr.len);
+    if (fd < 0) {
+        free(out);
+        backend_failed(s, ERR_BACKEND_CONNECT);
+        return;
+    }
+    s->b.io.fd = fd;
+    s->b.writable = true;
+    s->b.rdhup = false;
+    leg_set_pre(&s->b, out, (size_t)rc);
+    if (loop_add(&s->w->loop, &s->b.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
+        backend_failed(s, ERR_BACKEND_CONNECT);
+        return;
+    }
+    s->st = SESS_ST_CONNECT;
+    /* A retry must fit in the client's handshake deadline; the first
+     * attempt always gets the whole connect_timeout. */
+    timeout = up->connect_timeout_ms ? up->connect_timeout_ms : s->route->lim.connect_timeout_ms;
+    if (s->attempts > 1 && s->w->loop.now + timeout > s->hs_deadline)
+        timeout = s->hs_deadline - s->w->loop.now;
+    set_deadline(s, s->w->loop.now + timeout);
+}
+
+/* A connection attempt failed before the backend's 101: count it against
+ * the backend (passive outlier detection), then try another backend of the
+ * pool, up to `retries`, while the client's handshake deadline allows. */
+static void backend_failed(struct session *s, int err)
+{
+    const struct rc_upstream *up = s->upstream;
+
+    s->err = err;
+    route_backend_result(up, s->backend, false, s->w->loop.now);
+    if (s->backend_held) {
+        route_backend_release(s->backend);
+        s->backend_held = false;
+    }
+    leg_close(&s->b);
+    free(s->hs);
+    s->hs = NULL;
+    s->hs_len = s->hs_cap = s->hs_scan = 0;
+    if (s->attempts <= up->retries && s->attempts < up->nbackends &&
+        s->w->loop.now < s->hs_deadline) {
+        attempt(s);
+        return;
+    }
+    fail(s, err);
+}
+
+/* The request head is complete and parsed: check it, normalize its path,
+ * pick the route and the upstream, and make the first attempt. */
 static void request_ready(struct session *s)
 {
     const struct config *cfg = s->cfg;
-    struct hs_request_info info;
-    struct hs_upstream up;
-    char ip[64], key[HS_KEY_LEN + 1];
-    uint8_t nonce[16];
-    size_t cap;
-    char *out;
-    int rc, fd;
+    struct route_req rq;
+    const char *target = s->req.target.p, *q;
+    size_t tn = s->req.target.n, pn;
+    int rc;
     size_t plen;
 
-    plen = s->req.target.n < PATH_LOG_MAX ? s->req.target.n : PATH_LOG_MAX;
+    plen = tn < PATH_LOG_MAX ? tn : PATH_LOG_MAX;
     s->path = plen < sizeof(s->path_short) ? s->path_short : objpool_get(&s->w->paths);
     if (s->path) {
-        memcpy(s->path, s->req.target.p, plen);
+        memcpy(s->path, target, plen);
         s->path[plen] = '\0';
     }
 
-    rc = hs_check_request(&s->req, &info);
+    rc = hs_check_request(&s->req, &s->info);
     if (rc < 0) {
         fail(s, rc);
         return;
     }
-    make_request_id(s, info.request_id);
-    s->route = route_match(cfg, s->req.target.p, s->req.target.n);
+    make_request_id(s, s->info.request_id);
+
+    /* Match and forward the normalized path; the query stays as sent. */
+    q = memchr(target, '?', tn);
+    pn = q ? (size_t)(q - target) : tn;
+    if (q) {
+        s->query = q + 1;
+        s->query_len = tn - pn - 1;
+    }
+    s->npath = malloc(pn + 1);
+    if (!s->npath) {
+        fail(s, ERR_NOMEM);
+        return;
+    }
+    rc = path_normalize(target, pn, cfg->merge_slashes, s->npath, pn + 1, &s->npath_len);
+    if (rc < 0) {
+        fail(s, rc);
+        return;
+    }
+
+    route_request(s, &rq);
+    s->route = route_match(&cfg->routing, &rq);
     if (!s->route) {
         fail(s, ERR_NO_ROUTE);
         return;
     }
-
-    rng_bytes(&s->w->rng, nonce, sizeof(nonce));
-    hs_make_key(nonce, key);
-    hs_accept_key(key, HS_KEY_LEN, s->accept);
-    sock_ip_text((const struct sockaddr *)&s->peer, ip, sizeof(ip));
-    up.key = key;
-    up.client_ip = ip;
-    up.proto = "http";
-    up.request_id.p = s->request_id;
-    up.request_id.n = strlen(s->request_id);
-    cap = s->req_head_len + 512 + up.request_id.n;
-    out = malloc(cap);
-    if (!out) {
-        fail(s, ERR_NOMEM);
-        return;
-    }
-    rc = hs_build_upstream(out, cap, &s->req, &info, &up);
-    if (rc < 0) {
-        free(out);
-        fail(s, rc);
-        return;
-    }
-
-    fd = sock_connect((const struct sockaddr *)&s->route->backend.addr.sa,
-                      s->route->backend.addr.len);
-    if (fd < 0) {
-        free(out);
-        fail(s, ERR_BACKEND_CONNECT);
-        return;
-    }
-    s->b.io.fd = fd;
-    leg_set_pre(&s->b, out, (size_t)rc);
-    if (loop_add(&s->w->loop, &s->b.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
-        fail(s, ERR_BACKEND_CONNECT);
-        return;
-    }
-    s->st = SESS_ST_CONNECT;
-    set_deadline(s, s->w->loop.now + cfg->connect_timeout_ms);
+    s->lim = &s->route->lim;
+    s->upstream = route_pick_upstream(s->route, &s->w->rng);
+    s->upstream_index = (size_t)(s->upstream - cfg->routing.upstreams);
+    s->hs_deadline = s->start_ms + cfg->handshake_timeout_ms;
+    attempt(s);
 }
 
 /* Append n bytes read into w->head_in to a head being collected, growing
@@ -243,6 +464,8 @@ static int head_append(char **head, size_t *len, size_t *cap, const char *in, si
 
 void handshake_free(struct session *s)
 {
+    free(s->npath);
+    s->npath = NULL;
     free(s->req_head);
     free(s->hs);
     s->req_head = s->hs = NULL;
@@ -460,7 +683,9 @@ static void response_ready(struct session *s, struct http_response *resp, size_t
 {
     struct http_span proto, key;
     unsigned from = 0;
-    char *out;
+    char *out, cookie[512];
+    const char *extra = NULL;
+    size_t cap;
     int rc, i;
 
     if (resp->status != 101) {
@@ -469,13 +694,20 @@ static void response_ready(struct session *s, struct http_response *resp, size_t
     }
     rc = hs_check_response(resp, s->accept, &s->req, &proto);
     if (rc < 0) {
-        fail(s, rc);
+        backend_failed(s, rc);
         return;
     }
+    route_backend_result(s->upstream, s->backend, true, s->w->loop.now);
+    /* A sticky upstream tells the client which backend it got, unless the
+     * client's cookie already named it. */
+    if (s->upstream->sticky_cookie && !s->sticky_hit &&
+        route_sticky_header(s->upstream, s->backend, cookie, sizeof(cookie)) > 0)
+        extra = cookie;
     i = http_header_next(s->req.headers, s->req.nheaders, "Sec-WebSocket-Key", &from);
     key = s->req.headers[i].value;
-    out = malloc(256 + proto.n);
-    if (!out || (rc = hs_build_101(out, 256 + proto.n, key, proto)) < 0) {
+    cap = 256 + proto.n + (extra ? strlen(extra) : 0);
+    out = malloc(cap);
+    if (!out || (rc = hs_build_101(out, cap, key, proto, extra)) < 0) {
         free(out);
         fail(s, ERR_NOMEM);
         return;
@@ -499,7 +731,7 @@ static void read_response(struct session *s)
         ssize_t n;
 
         if (room == 0) {
-            fail(s, ERR_HS_STATUS);
+            backend_failed(s, ERR_HS_STATUS);
             return;
         }
         n = read(s->b.io.fd, in, room);
@@ -508,7 +740,7 @@ static void read_response(struct session *s)
         if (n < 0 && errno == EAGAIN)
             return;
         if (n <= 0) {
-            fail(s, ERR_BACKEND_CLOSED);
+            backend_failed(s, ERR_BACKEND_CLOSED);
             return;
         }
         if (head_append(&s->hs, &s->hs_len, &s->hs_cap, in, (size_t)n, lim.max_head) < 0) {
@@ -523,7 +755,7 @@ static void read_response(struct session *s)
             continue;
         if (rc < 0) {
             /* Not HTTP, or too big: never tunnel what we cannot check. */
-            fail(s, ERR_HS_STATUS);
+            backend_failed(s, ERR_HS_STATUS);
             return;
         }
         response_ready(s, &resp, (size_t)rc);
@@ -543,7 +775,7 @@ static void backend_event(struct session *s, uint32_t events)
         /* A failed connect always reports EPOLLERR, so a clean EPOLLOUT
          * needs no SO_ERROR query. */
         if (events & (EPOLLERR | EPOLLHUP)) {
-            fail(s, ERR_BACKEND_CONNECT);
+            backend_failed(s, ERR_BACKEND_CONNECT);
             return;
         }
         s->st = SESS_ST_UPGRADE;
@@ -551,7 +783,7 @@ static void backend_event(struct session *s, uint32_t events)
     if (s->st == SESS_ST_UPGRADE && s->b.pre) {
         rc = leg_write_pre(&s->b);
         if (rc < 0) {
-            fail(s, ERR_BACKEND_CLOSED);
+            backend_failed(s, ERR_BACKEND_CLOSED);
             return;
         }
     }
@@ -608,7 +840,7 @@ void handshake_timer(struct session *s)
         break;
     case SESS_ST_CONNECT:
     case SESS_ST_UPGRADE:
-        fail(s, ERR_BACKEND_TIMEOUT);
+        backend_failed(s, ERR_BACKEND_TIMEOUT);
         break;
     case SESS_ST_BODY:
         relay_error_response(s);
@@ -625,5 +857,5 @@ void handshake_timer(struct session *s)
 void handshake_shutdown(struct session *s)
 {
     if (s->st == SESS_ST_REQUEST || s->st == SESS_ST_CONNECT || s->st == SESS_ST_UPGRADE)
-        session_respond(s, 503, ERR_SHUTDOWN, err_str(ERR_SHUTDOWN));
+        respond(s, 503, ERR_SHUTDOWN, err_str(ERR_SHUTDOWN), NULL);
 }

@@ -135,7 +135,7 @@ static int worker_init(struct worker *w, struct proxy *p, unsigned id, int liste
     objpool_init(&w->paths, PATH_LOG_MAX + 1);
     w->scratch = malloc(sizeof(*w->scratch) * p->cfg->max_headers);
     w->head_in = malloc(p->cfg->max_header_size);
-    if (!w->scratch || !w->head_in)
+    if (!w->scratch || !w->head_in || route_worker_init(&w->router, &p->cfg->routing) < 0)
         return ERR_NOMEM;
     timer_init(&w->drain_timer, drain_expired);
     timer_init(&w->trim_timer, trim_memory);
@@ -161,6 +161,7 @@ static void worker_destroy(struct worker *w)
     objpool_destroy(&w->paths);
     free(w->scratch);
     free(w->head_in);
+    route_worker_free(&w->router);
 }
 
 static void set_port(struct sockaddr_storage *ss, unsigned port)

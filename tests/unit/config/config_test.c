@@ -99,6 +99,12 @@ static void loaded_free(struct loaded *l)
 }
 
 /* The file must fail with exactly this error output. */
+/* The first backend of route i's upstream. */
+static const struct rc_backend *backend_of(const struct config *c, size_t i)
+{
+    return &c->routing.routes[i].splits[0].up->backends[0];
+}
+
 static void expect_errors(const char *text, const char *expected)
 {
     struct loaded l = load(text);
@@ -134,7 +140,7 @@ static void test_duration_valid(void **state)
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         uint64_t ms = 12345;
-        assert_int_equal(config_parse_duration(cases[i].in, &ms), 0);
+        assert_int_equal(conf_parse_duration(cases[i].in, &ms), 0);
         assert_true(ms == cases[i].ms);
     }
 }
@@ -170,12 +176,12 @@ static void test_duration_invalid(void **state)
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         uint64_t ms = 777;
-        if (config_parse_duration(bad[i], &ms) != ERR_CONFIG)
+        if (conf_parse_duration(bad[i], &ms) != ERR_CONFIG)
             fail_msg("duration \"%s\" should be rejected", bad[i]);
         assert_true(ms == 777);
     }
     uint64_t ms = 1;
-    assert_int_equal(config_parse_duration(NULL, &ms), ERR_CONFIG);
+    assert_int_equal(conf_parse_duration(NULL, &ms), ERR_CONFIG);
 }
 
 /* ---------------------------------------------------------------- sizes */
@@ -205,7 +211,7 @@ static void test_size_valid(void **state)
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         uint64_t b = 1;
-        assert_int_equal(config_parse_size(cases[i].in, &b), 0);
+        assert_int_equal(conf_parse_size(cases[i].in, &b), 0);
         assert_true(b == cases[i].bytes);
     }
 }
@@ -236,22 +242,22 @@ static void test_size_invalid(void **state)
 
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
         uint64_t b = 99;
-        if (config_parse_size(bad[i], &b) != ERR_CONFIG)
+        if (conf_parse_size(bad[i], &b) != ERR_CONFIG)
             fail_msg("size \"%s\" should be rejected", bad[i]);
         assert_true(b == 99);
     }
     uint64_t b = 1;
-    assert_int_equal(config_parse_size(NULL, &b), ERR_CONFIG);
+    assert_int_equal(conf_parse_size(NULL, &b), ERR_CONFIG);
 }
 
 /* --------------------------------------------------------------- listen */
 
 static void test_listen_valid(void **state)
 {
-    struct cfg_addr a;
+    struct conf_addr a;
     const char *why = NULL;
 
-    assert_int_equal(config_parse_listen("127.0.0.1:8080", &a, &why), 0);
+    assert_int_equal(conf_parse_listen("127.0.0.1:8080", &a, &why), 0);
     assert_string_equal(a.text, "127.0.0.1:8080");
     assert_int_equal(a.sa.ss_family, AF_INET);
     assert_int_equal(a.len, sizeof(struct sockaddr_in));
@@ -259,26 +265,26 @@ static void test_listen_valid(void **state)
     assert_int_equal(ntohs(in->sin_port), 8080);
     assert_int_equal(ntohl(in->sin_addr.s_addr), 0x7f000001);
 
-    assert_int_equal(config_parse_listen("[::1]:8080", &a, &why), 0);
+    assert_int_equal(conf_parse_listen("[::1]:8080", &a, &why), 0);
     assert_string_equal(a.text, "[::1]:8080");
     assert_int_equal(a.sa.ss_family, AF_INET6);
     assert_int_equal(a.len, sizeof(struct sockaddr_in6));
 
-    assert_int_equal(config_parse_listen("*:80", &a, &why), 0);
+    assert_int_equal(conf_parse_listen("*:80", &a, &why), 0);
     assert_string_equal(a.text, "0.0.0.0:80");
 
-    assert_int_equal(config_parse_listen(":9000", &a, &why), 0);
+    assert_int_equal(conf_parse_listen(":9000", &a, &why), 0);
     assert_string_equal(a.text, "0.0.0.0:9000");
 
-    assert_int_equal(config_parse_listen("[::]:443", &a, &why), 0);
+    assert_int_equal(conf_parse_listen("[::]:443", &a, &why), 0);
     assert_string_equal(a.text, "[::]:443");
 
     /* Port 0: the kernel picks one. */
-    assert_int_equal(config_parse_listen("127.0.0.1:0", &a, &why), 0);
+    assert_int_equal(conf_parse_listen("127.0.0.1:0", &a, &why), 0);
     assert_string_equal(a.text, "127.0.0.1:0");
 
     /* A name from /etc/hosts: no network needed. */
-    assert_int_equal(config_parse_listen("localhost:8081", &a, NULL), 0);
+    assert_int_equal(conf_parse_listen("localhost:8081", &a, NULL), 0);
     assert_true(strcmp(a.text, "127.0.0.1:8081") == 0 || strcmp(a.text, "[::1]:8081") == 0);
 }
 
@@ -303,18 +309,18 @@ static void test_listen_invalid(void **state)
         {"[127.0.0.1]:80", "not a valid IPv6 address"},
         {"[nope]:80", "not a valid IPv6 address"},
     };
-    struct cfg_addr a;
+    struct conf_addr a;
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         const char *why = NULL;
         memset(&a, 0xAB, sizeof(a));
-        if (config_parse_listen(cases[i].in, &a, &why) != ERR_CONFIG)
+        if (conf_parse_listen(cases[i].in, &a, &why) != ERR_CONFIG)
             fail_msg("listen \"%s\" should be rejected", cases[i].in);
         assert_non_null(why);
         assert_string_equal(why, cases[i].why);
         assert_int_equal(((unsigned char *)&a)[0], 0xAB); /* untouched */
     }
-    assert_int_equal(config_parse_listen(NULL, &a, NULL), ERR_CONFIG);
+    assert_int_equal(conf_parse_listen(NULL, &a, NULL), ERR_CONFIG);
 }
 
 /* -------------------------------------------------------------- backend */
@@ -324,34 +330,37 @@ static void test_backend_valid(void **state)
     static const struct {
         const char *url;
         const char *addr;
+        const char *path;
     } cases[] = {
-        {"ws://127.0.0.1:9000", "127.0.0.1:9000"},
-        {"ws://127.0.0.1:9000/", "127.0.0.1:9000"},
-        {"ws://127.0.0.1", "127.0.0.1:80"},
-        {"ws://127.0.0.1/", "127.0.0.1:80"},
-        {"WS://127.0.0.1:1", "127.0.0.1:1"},
-        {"ws://[::1]:9001", "[::1]:9001"},
-        {"ws://[::1]", "[::1]:80"},
-        {"ws://127.0.0.1:65535", "127.0.0.1:65535"},
+        {"ws://127.0.0.1:9000", "127.0.0.1:9000", ""},
+        {"ws://127.0.0.1:9000/", "127.0.0.1:9000", ""},
+        {"ws://127.0.0.1", "127.0.0.1:80", ""},
+        {"ws://127.0.0.1/", "127.0.0.1:80", ""},
+        {"WS://127.0.0.1:1", "127.0.0.1:1", ""},
+        {"ws://[::1]:9001", "[::1]:9001", ""},
+        {"ws://[::1]", "[::1]:80", ""},
+        {"ws://127.0.0.1:65535", "127.0.0.1:65535", ""},
+        {"ws://127.0.0.1:9000/chat", "127.0.0.1:9000", "/chat"},
+        {"ws://127.0.0.1:9000/a/b/", "127.0.0.1:9000", "/a/b"},
+        {"ws://127.0.0.1:9000//", "127.0.0.1:9000", ""},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct cfg_backend b = {0};
+        struct conf_addr a;
+        char *path = NULL;
         const char *why = NULL;
-        assert_int_equal(config_parse_backend(cases[i].url, &b, &why), 0);
-        assert_non_null(b.url);
-        assert_ptr_not_equal(b.url, cases[i].url);
-        assert_string_equal(b.url, cases[i].url);
-        assert_string_equal(b.addr.text, cases[i].addr);
-        free(b.url);
+        assert_int_equal(conf_parse_ws_url(cases[i].url, &a, &path, &why), 0);
+        assert_string_equal(a.text, cases[i].addr);
+        assert_non_null(path);
+        assert_string_equal(path, cases[i].path);
+        free(path);
     }
 }
 
 static void test_backend_invalid(void **state)
 {
     static const char *const expected = "expected a URL such as ws://127.0.0.1:9000";
-    static const char *const paths =
-        "backend paths are not supported yet; routes match on the client's path";
+    static const char *const query = "a backend URL has no query or fragment";
     static const char *const port = "port must be a number from 1 to 65535";
     static const struct {
         const char *url;
@@ -359,10 +368,10 @@ static void test_backend_invalid(void **state)
     } cases[] = {
         {"wss://127.0.0.1:9000", "wss:// backends are not supported yet"},
         {"WSS://example.com", "wss:// backends are not supported yet"},
-        {"ws://127.0.0.1:9000/chat", paths},
-        {"ws://127.0.0.1:9000//", paths},
-        {"ws://127.0.0.1:9000?x=1", paths},
-        {"ws://127.0.0.1:9000/#a", paths},
+        {"ws://127.0.0.1:9000?x=1", query},
+        {"ws://127.0.0.1:9000/#a", query},
+        {"ws://127.0.0.1:9000/a?b", query},
+        {"ws://127.0.0.1:9000/a b", "the path of a backend URL is visible ASCII without spaces"},
         {"ws://127.0.0.1:0", port},
         {"ws://127.0.0.1:65536", port},
         {"ws://127.0.0.1:", port},
@@ -380,65 +389,46 @@ static void test_backend_invalid(void **state)
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        struct cfg_backend b = {0};
+        struct conf_addr a;
+        char *path = NULL;
         const char *why = NULL;
-        if (config_parse_backend(cases[i].url, &b, &why) != ERR_CONFIG)
+        if (conf_parse_ws_url(cases[i].url, &a, &path, &why) != ERR_CONFIG)
             fail_msg("backend \"%s\" should be rejected", cases[i].url);
-        assert_null(b.url);
+        assert_null(path);
         assert_non_null(why);
         assert_string_equal(why, cases[i].why);
     }
-    struct cfg_backend b = {0};
-    assert_int_equal(config_parse_backend(NULL, &b, NULL), ERR_CONFIG);
+    struct conf_addr a;
+    assert_int_equal(conf_parse_ws_url(NULL, &a, NULL, NULL), ERR_CONFIG);
 }
 
 /* --------------------------------------------------------------- routes */
 
-static void add(struct config *c, const char *path, const char *url)
-{
-    struct cfg_backend b = {0};
-
-    assert_int_equal(config_parse_backend(url, &b, NULL), 0);
-    assert_int_equal(config_add_route(c, path, &b), 0);
-    free(b.url); /* the route keeps its own copy */
-}
-
-static void test_add_route_sorted(void **state)
+static void test_default_route_flag(void **state)
 {
     struct config c;
+    const char *why = NULL;
 
     config_defaults(&c);
-    add(&c, "/", "ws://127.0.0.1:1");
-    add(&c, "/api", "ws://127.0.0.1:2");
-    add(&c, "/b", "ws://127.0.0.1:3");
-    add(&c, "/api/v1", "ws://127.0.0.1:4");
-    add(&c, "/a", "ws://127.0.0.1:5");
-    assert_int_equal(c.nroutes, 5);
-    static const char *const order[] = {"/api/v1", "/api", "/b", "/a", "/"};
-    for (size_t i = 0; i < 5; i++) {
-        assert_string_equal(c.routes[i].path, order[i]);
-        assert_int_equal(c.routes[i].path_len, strlen(order[i]));
-    }
-    assert_string_equal(c.routes[1].backend.url, "ws://127.0.0.1:2");
-    assert_string_equal(c.routes[1].backend.addr.text, "127.0.0.1:2");
-
-    /* Same path again: the newer backend replaces the old one. */
-    add(&c, "/", "ws://127.0.0.1:9");
-    assert_int_equal(c.nroutes, 5);
-    assert_string_equal(c.routes[4].backend.url, "ws://127.0.0.1:9");
-    assert_string_equal(c.routes[4].backend.addr.text, "127.0.0.1:9");
-
-    struct cfg_backend b = {0};
-    assert_int_equal(config_parse_backend("ws://127.0.0.1:1", &b, NULL), 0);
-    assert_int_equal(config_add_route(&c, "api", &b), ERR_CONFIG);
-    assert_int_equal(config_add_route(&c, "", &b), ERR_CONFIG);
-    assert_int_equal(config_add_route(&c, NULL, &b), ERR_CONFIG);
-    free(b.url);
-    assert_int_equal(c.nroutes, 5);
-
+    assert_int_equal(route_conf_add_default(&c.routing, "ws://127.0.0.1:1", &why), 0);
+    assert_int_equal(c.routing.nroutes, 1);
+    assert_string_equal(c.routing.routes[0].path_prefix, "/");
+    /* Again: the newer backend replaces the old one. */
+    assert_int_equal(route_conf_add_default(&c.routing, "ws://127.0.0.1:9/base", &why), 0);
+    assert_int_equal(c.routing.nroutes, 1);
+    assert_int_equal(config_finish(&c), 0);
+    const struct rc_upstream *up = c.routing.routes[0].splits[0].up;
+    assert_int_equal(up->nbackends, 1);
+    assert_string_equal(up->backends[0].url, "ws://127.0.0.1:9/base");
+    assert_string_equal(up->backends[0].addr.text, "127.0.0.1:9");
+    assert_string_equal(up->backends[0].path, "/base");
+    assert_non_null(up->backends[0].state);
+    assert_int_equal(route_conf_add_default(&c.routing, "wss://127.0.0.1:9", &why), ERR_CONFIG);
+    assert_string_equal(why, "wss:// backends are not supported yet");
+    /* The route has the core limits. */
+    assert_int_equal(c.routing.routes[0].lim.ping_interval_ms, c.lim.ping_interval_ms);
     config_clear(&c);
-    assert_int_equal(c.nroutes, 0);
-    assert_null(c.routes);
+    assert_int_equal(c.routing.nroutes, 0);
     config_clear(&c); /* twice is harmless */
     config_free(NULL);
 }
@@ -456,22 +446,23 @@ static void test_defaults(void **state)
     assert_int_equal(c.max_connections, 0); /* auto: fit the descriptor limit */
     assert_int_equal(c.log_level, LOG_LEVEL_INFO);
     assert_int_equal(c.handshake_timeout_ms, 10000);
-    assert_int_equal(c.connect_timeout_ms, 5000);
-    assert_int_equal(c.close_timeout_ms, 5000);
-    assert_int_equal(c.ping_interval_ms, 30000);
-    assert_int_equal(c.pong_timeout_ms, 10000);
-    assert_int_equal(c.idle_timeout_ms, 0);
-    assert_int_equal(c.max_stall_ms, 300000);
+    assert_int_equal(c.lim.connect_timeout_ms, 5000);
+    assert_int_equal(c.lim.close_timeout_ms, 5000);
+    assert_int_equal(c.lim.ping_interval_ms, 30000);
+    assert_int_equal(c.lim.pong_timeout_ms, 10000);
+    assert_int_equal(c.lim.idle_timeout_ms, 0);
+    assert_int_equal(c.lim.max_stall_ms, 300000);
     assert_int_equal(c.shutdown_timeout_ms, 10000);
     assert_int_equal(c.max_header_size, 16384);
     assert_int_equal(c.max_headers, 100);
-    assert_int_equal(c.max_frame_size, 16 * 1024 * 1024);
-    assert_int_equal(c.max_message_size, 16 * 1024 * 1024);
-    assert_true(c.validate_utf8);
-    assert_int_equal(c.high_watermark, 256 * 1024);
-    assert_int_equal(c.low_watermark, 64 * 1024);
-    assert_null(c.routes);
-    assert_int_equal(c.nroutes, 0);
+    assert_int_equal(c.lim.max_frame_size, 16 * 1024 * 1024);
+    assert_int_equal(c.lim.max_message_size, 16 * 1024 * 1024);
+    assert_true(c.lim.validate_utf8);
+    assert_int_equal(c.lim.high_watermark, 256 * 1024);
+    assert_int_equal(c.lim.low_watermark, 64 * 1024);
+    assert_true(c.merge_slashes);
+    assert_null(c.routing.routes);
+    assert_int_equal(c.routing.nroutes, 0);
 }
 
 static void test_minimal_file_gets_defaults(void **state)
@@ -486,16 +477,16 @@ static void test_minimal_file_gets_defaults(void **state)
     assert_int_equal(l.cfg->workers, d.workers);
     assert_int_equal(l.cfg->max_connections, d.max_connections);
     assert_int_equal(l.cfg->handshake_timeout_ms, d.handshake_timeout_ms);
-    assert_int_equal(l.cfg->ping_interval_ms, d.ping_interval_ms);
-    assert_int_equal(l.cfg->idle_timeout_ms, d.idle_timeout_ms);
-    assert_int_equal(l.cfg->max_stall_ms, d.max_stall_ms);
-    assert_int_equal(l.cfg->max_frame_size, d.max_frame_size);
-    assert_int_equal(l.cfg->high_watermark, d.high_watermark);
-    assert_int_equal(l.cfg->low_watermark, d.low_watermark);
-    assert_true(l.cfg->validate_utf8);
-    assert_int_equal(l.cfg->nroutes, 1);
-    assert_string_equal(l.cfg->routes[0].path, "/");
-    assert_string_equal(l.cfg->routes[0].backend.url, "ws://127.0.0.1:9000");
+    assert_int_equal(l.cfg->lim.ping_interval_ms, d.lim.ping_interval_ms);
+    assert_int_equal(l.cfg->lim.idle_timeout_ms, d.lim.idle_timeout_ms);
+    assert_int_equal(l.cfg->lim.max_stall_ms, d.lim.max_stall_ms);
+    assert_int_equal(l.cfg->lim.max_frame_size, d.lim.max_frame_size);
+    assert_int_equal(l.cfg->lim.high_watermark, d.lim.high_watermark);
+    assert_int_equal(l.cfg->lim.low_watermark, d.lim.low_watermark);
+    assert_true(l.cfg->lim.validate_utf8);
+    assert_int_equal(l.cfg->routing.nroutes, 1);
+    assert_string_equal(l.cfg->routing.routes[0].path_prefix, "/");
+    assert_string_equal(backend_of(l.cfg, 0)->url, "ws://127.0.0.1:9000");
     assert_int_equal(config_validate(l.cfg, NULL), 0);
     loaded_free(&l);
 }
@@ -539,27 +530,28 @@ static void test_full_valid_file(void **state)
     assert_int_equal(c->max_connections, 500);
     assert_int_equal(c->log_level, LOG_LEVEL_DEBUG);
     assert_int_equal(c->handshake_timeout_ms, 500);
-    assert_int_equal(c->connect_timeout_ms, 2000);
-    assert_int_equal(c->close_timeout_ms, 3000);
-    assert_int_equal(c->ping_interval_ms, 0);
-    assert_int_equal(c->pong_timeout_ms, 60000);
-    assert_int_equal(c->idle_timeout_ms, 3600000);
-    assert_int_equal(c->max_stall_ms, 45000);
+    assert_int_equal(c->lim.connect_timeout_ms, 2000);
+    assert_int_equal(c->lim.close_timeout_ms, 3000);
+    assert_int_equal(c->lim.ping_interval_ms, 0);
+    assert_int_equal(c->lim.pong_timeout_ms, 60000);
+    assert_int_equal(c->lim.idle_timeout_ms, 3600000);
+    assert_int_equal(c->lim.max_stall_ms, 45000);
     assert_int_equal(c->shutdown_timeout_ms, 90000);
     assert_int_equal(c->max_header_size, 32768);
     assert_int_equal(c->max_headers, 50);
-    assert_int_equal(c->max_frame_size, 1048576);
-    assert_int_equal(c->max_message_size, 64 * 1048576);
-    assert_false(c->validate_utf8);
-    assert_int_equal(c->high_watermark, 1048576);
-    assert_int_equal(c->low_watermark, 131072);
-    assert_int_equal(c->nroutes, 3);
-    assert_string_equal(c->routes[0].path, "/api/v1");
-    assert_string_equal(c->routes[0].backend.url, "ws://[::1]:9001/");
-    assert_string_equal(c->routes[0].backend.addr.text, "[::1]:9001");
-    assert_string_equal(c->routes[1].path, "/api");
-    assert_string_equal(c->routes[2].path, "/");
-    assert_string_equal(c->routes[2].backend.addr.text, "127.0.0.1:9000");
+    assert_int_equal(c->lim.max_frame_size, 1048576);
+    assert_int_equal(c->lim.max_message_size, 64 * 1048576);
+    assert_false(c->lim.validate_utf8);
+    assert_int_equal(c->lim.high_watermark, 1048576);
+    assert_int_equal(c->lim.low_watermark, 131072);
+    assert_int_equal(c->routing.nroutes, 3);
+    /* The short form keeps "longest prefix first". */
+    assert_string_equal(c->routing.routes[0].path_prefix, "/api/v1");
+    assert_string_equal(backend_of(c, 0)->url, "ws://[::1]:9001/");
+    assert_string_equal(backend_of(c, 0)->addr.text, "[::1]:9001");
+    assert_string_equal(c->routing.routes[1].path_prefix, "/api");
+    assert_string_equal(c->routing.routes[2].path_prefix, "/");
+    assert_string_equal(backend_of(c, 2)->addr.text, "127.0.0.1:9000");
     assert_int_equal(config_validate(c, NULL), 0);
     loaded_free(&l);
 }
@@ -573,9 +565,9 @@ static void test_workers_auto_and_off(void **state)
     assert_string_equal(l.errs, "");
     assert_int_equal(l.rc, 0);
     assert_int_equal(l.cfg->workers, 0);
-    assert_int_equal(l.cfg->ping_interval_ms, 0);
-    assert_int_equal(l.cfg->idle_timeout_ms, 0);
-    assert_int_equal(l.cfg->max_stall_ms, 0);
+    assert_int_equal(l.cfg->lim.ping_interval_ms, 0);
+    assert_int_equal(l.cfg->lim.idle_timeout_ms, 0);
+    assert_int_equal(l.cfg->lim.max_stall_ms, 0);
     assert_int_equal(l.cfg->log_level, LOG_LEVEL_ERROR);
     assert_string_equal(l.cfg->listen.text, "0.0.0.0:0");
     loaded_free(&l);
@@ -606,8 +598,8 @@ static void test_anchor_and_alias(void **state)
 
     assert_string_equal(l.errs, "");
     assert_int_equal(l.rc, 0);
-    assert_int_equal(l.cfg->nroutes, 2);
-    assert_string_equal(l.cfg->routes[1].backend.url, "ws://127.0.0.1:9000");
+    assert_int_equal(l.cfg->routing.nroutes, 2);
+    assert_string_equal(backend_of(l.cfg, 1)->url, "ws://127.0.0.1:9000");
     loaded_free(&l);
 }
 
@@ -736,8 +728,7 @@ static void test_wrong_types(void **state)
                   "a sequence\n"
                   "wsgate.yaml:3:1: validate_utf8: expected true or false, got nothing\n"
                   "wsgate.yaml:4:14: max_headers: expected an integer from 1 to 1000, got \"\"\n"
-                  "wsgate.yaml:5:9: routes: expected a sequence of routes, each with path and "
-                  "backend, got \"/\"\n");
+                  "wsgate.yaml:5:9: routes: expected a sequence of routes, got \"/\"\n");
     expect_errors("- listen: 127.0.0.1:8080\n",
                   "wsgate.yaml:1:1: expected a mapping of settings (key: value lines) at the top "
                   "level, got a sequence\n");
@@ -747,8 +738,7 @@ static void test_wrong_types(void **state)
     expect_errors("listen: 127.0.0.1:8080\nroutes: []\n",
                   "wsgate.yaml:2:9: routes: expected at least one route, got an empty sequence\n");
     expect_errors("listen: 127.0.0.1:8080\nroutes:\n",
-                  "wsgate.yaml:2:1: routes: expected a sequence of routes, each with path and "
-                  "backend, got nothing\n");
+                  "wsgate.yaml:2:1: routes: expected a sequence of routes, got nothing\n");
     /* A NUL from an escape can't sneak past the C-string parsers. */
     expect_errors("listen: \"127.0.0.1:80\\0junk\"\nroutes:\n  - path: /\n"
                   "    backend: ws://127.0.0.1:9000\n",
@@ -816,8 +806,8 @@ static void test_watermarks(void **state)
 
     struct loaded l = load(MINIMAL "high_watermark: 32KiB\nlow_watermark: 16KiB\n");
     assert_int_equal(l.rc, 0);
-    assert_int_equal(l.cfg->high_watermark, 32768);
-    assert_int_equal(l.cfg->low_watermark, 16384);
+    assert_int_equal(l.cfg->lim.high_watermark, 32768);
+    assert_int_equal(l.cfg->lim.low_watermark, 16384);
     loaded_free(&l);
 }
 
@@ -839,27 +829,28 @@ static void test_route_errors(void **state)
                   "    backend: http://127.0.0.1\n"
                   "  - path: [/]\n"
                   "    backend: ws://127.0.0.1:9000\n",
-                  "wsgate.yaml:4:14: backend: wss:// backends are not supported yet, got "
-                  "\"wss://127.0.0.1:9000\"\n"
-                  "wsgate.yaml:5:11: path: expected a URL path starting with '/', without spaces, "
-                  "'?' or '#', got \"api\"\n"
-                  "wsgate.yaml:6:14: backend: backend paths are not supported yet; routes match "
-                  "on the client's path, got \"ws://127.0.0.1:9000/chat\"\n"
-                  "wsgate.yaml:7:11: path: duplicate route path \"/api\" (first defined at line "
-                  "3)\n"
-                  "wsgate.yaml:8:14: backend: port must be a number from 1 to 65535, got "
-                  "\"ws://127.0.0.1:0\"\n"
-                  "wsgate.yaml:9:5: unknown key \"weight\" in a route (expected path or backend)\n"
-                  "wsgate.yaml:10:5: routes: each route must be a mapping with path and backend, "
-                  "got \"just a string\"\n"
-                  "wsgate.yaml:11:5: route is missing required key \"path\"\n"
-                  "wsgate.yaml:12:5: route is missing required key \"backend\"\n"
-                  "wsgate.yaml:13:11: path: expected a URL path starting with '/', without spaces, "
-                  "'?' or '#', got \"/has space\"\n"
-                  "wsgate.yaml:14:14: backend: expected a URL such as ws://127.0.0.1:9000, got "
-                  "\"http://127.0.0.1\"\n"
-                  "wsgate.yaml:15:11: path: expected a URL path starting with '/', without spaces, "
-                  "'?' or '#', got a sequence\n");
+                  "wsgate.yaml:4:14: backend: wss:// backends are not supported yet, got \"wss://12"
+                  "7.0.0.1:9000\"\n"
+                  "wsgate.yaml:5:11: path: expected a path starting with '/', without spaces, '?' o"
+                  "r '#', got \"api\"\n"
+                  "wsgate.yaml:7:11: path: duplicate route path \"/api\" (first defined at line 3)"
+                  "\n"
+                  "wsgate.yaml:8:14: backend: port must be a number from 1 to 65535, got \"ws://127"
+                  ".0.0.1:0\"\n"
+                  "wsgate.yaml:9:5: unknown key \"weight\" in a route (the short form: path and bac"
+                  "kend) (expected one of: connect_timeout, close_timeout, ping_interval, pong_time"
+                  "out, idle_timeout, max_stall, max_frame_size, max_message_size, validate_utf8, p"
+                  "ath, backend)\n"
+                  "wsgate.yaml:10:5: routes: each route must be a mapping, got \"just a string\"\n"
+                  "wsgate.yaml:11:5: missing required key \"path\" in a route (the short form: path"
+                  " and backend)\n"
+                  "wsgate.yaml:12:5: missing required key \"backend\" in a route (the short form: p"
+                  "ath and backend)\n"
+                  "wsgate.yaml:13:11: path: expected a path starting with '/', without spaces, '?' "
+                  "or '#', got \"/has space\"\n"
+                  "wsgate.yaml:14:14: backend: expected a URL such as ws://127.0.0.1:9000, got \"ht"
+                  "tp://127.0.0.1\"\n"
+                  "wsgate.yaml:15:11: path: expected a path starting with '/', got a sequence\n");
 }
 
 static void test_many_errors_one_run(void **state)
@@ -931,8 +922,8 @@ static void test_validate(void **state)
                         "wsgate: no routes: add routes to the config file or pass --backend\n");
     free(out);
 
-    assert_int_equal(config_parse_listen("127.0.0.1:8080", &c.listen, &why), 0);
-    add(&c, "/", "ws://127.0.0.1:9000");
+    assert_int_equal(conf_parse_listen("127.0.0.1:8080", &c.listen, &why), 0);
+    assert_int_equal(route_conf_add_default(&c.routing, "ws://127.0.0.1:9000", &why), 0);
     out = validate_output(&c, &rc);
     assert_int_equal(rc, 0);
     assert_string_equal(out, "");
@@ -940,7 +931,7 @@ static void test_validate(void **state)
 
     c.workers = 300;
     c.handshake_timeout_ms = 0;
-    c.low_watermark = c.high_watermark;
+    c.lim.low_watermark = c.lim.high_watermark;
     out = validate_output(&c, &rc);
     assert_int_equal(rc, ERR_CONFIG);
     assert_string_equal(out, "wsgate: workers must be auto (0) or 1 to 256, got 300\n"
@@ -964,7 +955,7 @@ int main(void)
         cmocka_unit_test(test_listen_invalid),
         cmocka_unit_test(test_backend_valid),
         cmocka_unit_test(test_backend_invalid),
-        cmocka_unit_test(test_add_route_sorted),
+        cmocka_unit_test(test_default_route_flag),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_minimal_file_gets_defaults),
         cmocka_unit_test(test_full_valid_file),

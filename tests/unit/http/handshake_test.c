@@ -330,12 +330,34 @@ static struct http_span value_of(const struct http_request *r, const char *name)
     return r->headers[i].value;
 }
 
+static void test_upstream_target_and_extra_lines(void **state)
+{
+    char out[4096];
+    struct http_header h[MAXH];
+    struct http_request back;
+    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {NULL, 0}, {"/base/new?room=7", 16}};
+
+    assert_true(build_and_parse(full_req, &up, out, sizeof(out), &back, h) > 0);
+    assert_span(back.target, "/base/new?room=7");
+
+    struct http_span key = {RFC_KEY, strlen(RFC_KEY)};
+    int n = hs_build_101(out, sizeof(out), key, (struct http_span){"", 0},
+                         "Set-Cookie: S=v; Path=/\r\n");
+    assert_true(n > 0);
+    out[n] = '\0';
+    assert_non_null(strstr(out, "\r\nSet-Cookie: S=v; Path=/\r\n\r\n"));
+    n = hs_build_error(out, sizeof(out), 503, "down", "Retry-After: 5\r\n");
+    assert_true(n > 0);
+    out[n] = '\0';
+    assert_non_null(strstr(out, "\r\nRetry-After: 5\r\n\r\ndown\n"));
+}
+
 static void test_upstream_full(void **state)
 {
     char out[4096];
     struct http_header h[MAXH];
     struct http_request back;
-    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "https", {"client-id", 9}};
+    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "https", {"client-id", 9}, {NULL, 0}};
 
     int n = build_and_parse(full_req, &up, out, sizeof(out), &back, h);
     assert_true(n > 0);
@@ -391,7 +413,7 @@ static void test_upstream_exact(void **state)
     char out[1024];
     struct http_header h[MAXH];
     struct http_request back;
-    struct hs_upstream up = {OUR_KEY, "2001:db8::1", "http", {"gen-42", 6}};
+    struct hs_upstream up = {OUR_KEY, "2001:db8::1", "http", {"gen-42", 6}, {NULL, 0}};
 
     int n = build_and_parse(GOOD_REQ, &up, out, sizeof(out), &back, h);
     static const char want[] = "GET /chat HTTP/1.1\r\n"
@@ -414,7 +436,7 @@ static void test_upstream_request_id_replaced(void **state)
     char out[1024];
     struct http_header h[MAXH];
     struct http_request back;
-    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {"new-id", 6}};
+    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {"new-id", 6}, {NULL, 0}};
 
     int n =
         build_and_parse(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER "X-Request-Id: old-id\r\n\r\n",
@@ -423,7 +445,7 @@ static void test_upstream_request_id_replaced(void **state)
     assert_span(value_of(&back, "X-Request-Id"), "new-id");
 
     /* No request id to send: none is sent, not even the client's. */
-    struct hs_upstream none = {OUR_KEY, NULL, NULL, {NULL, 0}};
+    struct hs_upstream none = {OUR_KEY, NULL, NULL, {NULL, 0}, {NULL, 0}};
     n = build_and_parse(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER "X-Request-Id: old-id\r\n"
                                                                    "X-Forwarded-Proto: x\r\n\r\n",
                         &none, out, sizeof(out), &back, h);
@@ -445,7 +467,7 @@ static void test_upstream_connection_named(void **state)
     char out[1024];
     struct http_header h[MAXH];
     struct http_request back;
-    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {NULL, 0}};
+    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {NULL, 0}, {NULL, 0}};
 
     /* Named in any Connection field, any case; Host survives being named. */
     int n = build_and_parse(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER
@@ -480,7 +502,7 @@ static void test_connection_option_cap(void **state)
     /* At the cap: accepted, and every named field is dropped. */
     struct preq p;
     struct hs_request_info info;
-    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {NULL, 0}};
+    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {NULL, 0}, {NULL, 0}};
     parse_req(&p, req);
     assert_int_equal(hs_check_request(&p.req, &info), 0);
     int n = hs_build_upstream(out, sizeof(out), &p.req, &info, &up);
@@ -514,7 +536,7 @@ static void test_upstream_nomem(void **state)
 {
     struct preq p;
     struct hs_request_info info;
-    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "https", {"client-id", 9}};
+    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "https", {"client-id", 9}, {NULL, 0}};
     char ref[4096];
 
     parse_req(&p, full_req);
@@ -710,7 +732,7 @@ static void test_build_101(void **state)
                                "Connection: Upgrade\r\n"
                                "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n"
                                "\r\n";
-    int n = hs_build_101(out, sizeof(out), key, (struct http_span){"", 0});
+    int n = hs_build_101(out, sizeof(out), key, (struct http_span){"", 0}, NULL);
     assert_int_equal(n, (int)sizeof(want) - 1);
     assert_memory_equal(out, want, sizeof(want) - 1);
 
@@ -720,7 +742,7 @@ static void test_build_101(void **state)
                                  "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n"
                                  "Sec-WebSocket-Protocol: chat\r\n"
                                  "\r\n";
-    n = hs_build_101(out, sizeof(out), key, (struct http_span){"chat", 4});
+    n = hs_build_101(out, sizeof(out), key, (struct http_span){"chat", 4}, NULL);
     assert_int_equal(n, (int)sizeof(want_p) - 1);
     assert_memory_equal(out, want_p, sizeof(want_p) - 1);
 
@@ -738,7 +760,8 @@ static void test_build_101(void **state)
 
     for (size_t cap = 0; cap < sizeof(want_p) - 1; cap++) {
         memset(out, 0x5a, sizeof(out));
-        assert_int_equal(hs_build_101(out, cap, key, (struct http_span){"chat", 4}), ERR_NOMEM);
+        assert_int_equal(hs_build_101(out, cap, key, (struct http_span){"chat", 4}, NULL),
+                         ERR_NOMEM);
         for (size_t i = cap; i < sizeof(out); i++)
             assert_int_equal((unsigned char)out[i], 0x5a);
     }
@@ -755,7 +778,7 @@ static void test_build_error(void **state)
                                   "Connection: close\r\n"
                                   "\r\n"
                                   "malformed HTTP message\n";
-    int n = hs_build_error(out, sizeof(out), 400, err_str(ERR_HTTP_SYNTAX));
+    int n = hs_build_error(out, sizeof(out), 400, err_str(ERR_HTTP_SYNTAX), NULL);
     assert_int_equal(n, (int)sizeof(want400) - 1);
     assert_memory_equal(out, want400, sizeof(want400) - 1);
 
@@ -767,11 +790,11 @@ static void test_build_error(void **state)
                                   "Sec-WebSocket-Version: 13\r\n"
                                   "\r\n"
                                   "unsupported Sec-WebSocket-Version\n";
-    n = hs_build_error(out, sizeof(out), 426, err_str(ERR_HS_VERSION));
+    n = hs_build_error(out, sizeof(out), 426, err_str(ERR_HS_VERSION), NULL);
     assert_int_equal(n, (int)strlen(want426));
     assert_memory_equal(out, want426, strlen(want426));
 
-    n = hs_build_error(out, sizeof(out), 405, NULL);
+    n = hs_build_error(out, sizeof(out), 405, NULL, NULL);
     assert_true(n > 0);
     out[n] = '\0';
     assert_non_null(strstr(out, "HTTP/1.1 405 Method Not Allowed\r\n"));
@@ -779,7 +802,7 @@ static void test_build_error(void **state)
     assert_non_null(strstr(out, "\r\n\r\nMethod Not Allowed\n"));
 
     /* Control characters in the detail cannot break the one-line body. */
-    n = hs_build_error(out, sizeof(out), 502, "a\r\nb\0c");
+    n = hs_build_error(out, sizeof(out), 502, "a\r\nb\0c", NULL);
     assert_true(n > 0);
     assert_memory_equal(out + n - 5, "a  b\n", 5);
 
@@ -804,7 +827,7 @@ static void test_build_error(void **state)
         {599, "HTTP/1.1 599 Server Error\r\n"},
     };
     for (size_t i = 0; i < sizeof(phrases) / sizeof(phrases[0]); i++) {
-        n = hs_build_error(out, sizeof(out), phrases[i].status, "x");
+        n = hs_build_error(out, sizeof(out), phrases[i].status, "x", NULL);
         assert_true(n > 0);
         assert_memory_equal(out, phrases[i].line, strlen(phrases[i].line));
 
@@ -822,15 +845,15 @@ static void test_build_error(void **state)
         assert_int_equal(n - head, 2);
     }
 
-    assert_int_equal(hs_build_error(out, sizeof(out), 99, "x"), ERR_RANGE);
-    assert_int_equal(hs_build_error(out, sizeof(out), 1000, "x"), ERR_RANGE);
-    assert_int_equal(hs_build_error(out, sizeof(out), -1, "x"), ERR_RANGE);
+    assert_int_equal(hs_build_error(out, sizeof(out), 99, "x", NULL), ERR_RANGE);
+    assert_int_equal(hs_build_error(out, sizeof(out), 1000, "x", NULL), ERR_RANGE);
+    assert_int_equal(hs_build_error(out, sizeof(out), -1, "x", NULL), ERR_RANGE);
 
-    int full = hs_build_error(out, sizeof(out), 426, "detail");
+    int full = hs_build_error(out, sizeof(out), 426, "detail", NULL);
     assert_true(full > 0);
     for (size_t cap = 0; cap < (size_t)full; cap++) {
         memset(out, 0x5a, sizeof(out));
-        assert_int_equal(hs_build_error(out, cap, 426, "detail"), ERR_NOMEM);
+        assert_int_equal(hs_build_error(out, cap, 426, "detail", NULL), ERR_NOMEM);
         for (size_t i = cap; i < sizeof(out); i++)
             assert_int_equal((unsigned char)out[i], 0x5a);
     }
@@ -901,6 +924,7 @@ int main(void)
         cmocka_unit_test(test_accept_key_rfc_example),
         cmocka_unit_test(test_make_key),
         cmocka_unit_test(test_upstream_full),
+        cmocka_unit_test(test_upstream_target_and_extra_lines),
         cmocka_unit_test(test_upstream_exact),
         cmocka_unit_test(test_upstream_request_id_replaced),
         cmocka_unit_test(test_upstream_connection_named),
