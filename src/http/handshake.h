@@ -38,7 +38,6 @@ struct hs_request_info {
  * HS_MAX_CONN_OPTIONS Connection options). */
 int hs_check_request(const struct http_request *req, struct hs_request_info *info);
 
-
 /* Sec-WebSocket-Accept for a key of at most HS_KEY_LEN bytes:
  * base64(SHA-1(key + RFC 6455 GUID)). out receives HS_ACCEPT_LEN characters
  * and a NUL (or just a NUL for a longer key or if OpenSSL fails, which no

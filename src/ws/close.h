@@ -44,5 +44,4 @@ int ws_close_parse(const uint8_t *p, size_t n, unsigned *code, const uint8_t **r
  * (RFC 6455 §7.1.5) and returns 0. */
 size_t ws_close_payload(uint8_t *out, unsigned code, const char *reason);
 
-
 #endif

@@ -178,12 +178,9 @@ static void test_payload_invalid_reason(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_code_valid),
-        cmocka_unit_test(test_parse),
-        cmocka_unit_test(test_parse_codes),
-        cmocka_unit_test(test_payload),
-        cmocka_unit_test(test_payload_cut_boundary),
-        cmocka_unit_test(test_payload_invalid_reason),
+        cmocka_unit_test(test_code_valid),           cmocka_unit_test(test_parse),
+        cmocka_unit_test(test_parse_codes),          cmocka_unit_test(test_payload),
+        cmocka_unit_test(test_payload_cut_boundary), cmocka_unit_test(test_payload_invalid_reason),
     };
 
     return cmocka_run_group_tests(tests, NULL, NULL);
