@@ -28,6 +28,7 @@
 
 struct session;
 struct proxy;
+struct health;
 
 struct worker {
     struct loop loop;
@@ -57,9 +58,10 @@ struct proxy {
     const struct config *cfg;
     struct worker *workers;
     unsigned nworkers;
-    atomic_uint conns;  /* client connections open, all workers */
-    unsigned max_conns; /* effective max_connections (see proxy_max_connections) */
-    char addr[64];      /* listen address actually bound */
+    atomic_uint conns;     /* client connections open, all workers */
+    unsigned max_conns;    /* effective max_connections (see proxy_max_connections) */
+    char addr[64];         /* listen address actually bound */
+    struct health *health; /* active health checks, or NULL */
 };
 
 enum sess_state {

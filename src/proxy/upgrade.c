@@ -377,6 +377,8 @@ static void backend_failed(struct session *s, int err)
     free(s->hs);
     s->hs = NULL;
     s->hs_len = s->hs_cap = s->hs_scan = 0;
+    /* Tried backends failed: the last failure answers (502, 504). When no
+     * backend is left to try at all, attempt() answers 503. */
     if (s->attempts <= up->retries && s->attempts < up->nbackends &&
         s->w->loop.now < s->hs_deadline) {
         attempt(s);

@@ -15,6 +15,7 @@
 #include "core/sock.h"
 #include "proxy/proxy.h"
 #include "proxy/session.h"
+#include "route/health.h"
 
 #define ACCEPT_BATCH    64   /* accepts per readiness event before yielding to relays */
 #define POOL_CACHE      64   /* free buffers a worker keeps (1 MiB) */
@@ -268,6 +269,13 @@ int proxy_start(struct proxy **out, const struct config *cfg)
         }
         p->nworkers = i + 1;
     }
+    /* Health checks run on a thread of their own, off the workers' loops. */
+    if (route_health_start(&cfg->routing, &p->health) < 0) {
+        log_simple(LOG_ERROR, "cannot start health checks", strerror(errno));
+        proxy_shutdown(p);
+        proxy_join(p);
+        return ERR_SYS;
+    }
     *out = p;
     return 0;
 }
@@ -299,6 +307,8 @@ void proxy_shutdown(struct proxy *p)
 
 void proxy_join(struct proxy *p)
 {
+    route_health_stop(p->health);
+    p->health = NULL;
     for (unsigned i = 0; i < p->nworkers; i++)
         pthread_join(p->workers[i].thread, NULL);
     for (unsigned i = 0; i < p->nworkers; i++)

@@ -436,6 +436,7 @@ static void upstream_defaults(struct rc_upstream *up)
 
 static void upstream_free(struct rc_upstream *up)
 {
+    route_states_free(up);
     for (size_t i = 0; i < up->nbackends; i++)
         backend_free(&up->backends[i]);
     free(up->backends);
@@ -445,7 +446,6 @@ static void upstream_free(struct rc_upstream *up)
     free(up->sticky_secret);
     free(up->health.path);
     free(up->maglev);
-    route_states_free(up);
 }
 
 bool route_conf_upstreams(struct conf_diag *d, struct route_conf *rc, const struct ynode *v)

@@ -417,7 +417,7 @@ export async function occupyPort() {
  * pongs, closed (promise of {code, reason}), closeInfo }.
  */
 export async function startEchoBackend(opts = {}) {
-    const { echo = true, protocol, perMessageDeflate = false, pauseOnConnect = false, maxPayload, backlog = 4096 } = opts;
+    const { echo = true, protocol, perMessageDeflate = false, pauseOnConnect = false, maxPayload, backlog = 4096, port = 0 } = opts;
     const server = http.createServer((req, res) => {
         res.writeHead(426, { 'Content-Type': 'text/plain' });
         res.end('websocket only\n');
@@ -469,7 +469,7 @@ export async function startEchoBackend(opts = {}) {
         be.connections.push(c);
         be.accepted.push(c);
     });
-    be.port = await listenOn(server, 0, backlog);
+    be.port = await listenOn(server, port, backlog);
     be.url = `ws://127.0.0.1:${be.port}`;
     be.nextConnection = (timeoutMs = 5000) => be.accepted.next(timeoutMs, 'wsgate to open a connection to the backend');
     be.close = async () => {
