@@ -1006,6 +1006,11 @@ static bool apply_scalar(struct sink *o, const struct conf_key *k, const char *s
             sink_say(o, "expected %s, got %s", exp, conf_quote(s, len, q));
             return false;
         }
+        if (x < k->min && k->min > 1) {
+            conf_fmt_duration(k->min, lo, sizeof(lo));
+            sink_say(o, "expected a duration of at least %s, got %s", lo, conf_quote(s, len, q));
+            return false;
+        }
         if (x < k->min) {
             sink_say(o, "expected a duration greater than 0 (this timeout cannot be off), got %s",
                      conf_quote(s, len, q));

@@ -18,7 +18,7 @@
 #define MAX_MATCH_PATH 4096
 
 static const char *const lb_names[] = {"round_robin", "least_conn", "p2c", "random", "hash", NULL};
-static const char *const hc_names[] = {"none", "tcp", "http", "websocket", NULL};
+static const char *const hc_names[] = {"tcp", "http", "websocket", NULL};
 
 /* ------------------------------------------------------------ helpers */
 
@@ -331,12 +331,30 @@ static bool parse_hc_path(struct conf_diag *d, const struct conf_key *k, const s
     return h->path != NULL;
 }
 
+/* tcp, http or websocket: enum hc_type is the index + 1 (0 is none). */
+static bool parse_hc_type(struct conf_diag *d, const struct conf_key *k, const struct ynode *v,
+                          void *base)
+{
+    struct rc_health *h = base;
+    const char *s = want_text(d, k->name, v, "one of tcp, http, websocket");
+
+    for (int i = 0; s && hc_names[i]; i++) {
+        if (strcmp(s, hc_names[i]) == 0) {
+            h->type = (enum hc_type)(i + 1);
+            return true;
+        }
+    }
+    if (s)
+        conf_bad_value(d, k->name, v, "one of tcp, http, websocket");
+    return false;
+}
+
 static const struct conf_key health_keys[] = {
     {.name = "type",
-     .kind = CK_ENUM,
-     CONF_FIELD(struct rc_health, type, CF_INT),
-     .names = hc_names,
-     .required = true},
+     .kind = CK_CUSTOM,
+     .parse = parse_hc_type,
+     .required = true,
+     .expected = "one of tcp, http, websocket"},
     {.name = "path",
      .kind = CK_CUSTOM,
      .parse = parse_hc_path,
@@ -503,10 +521,6 @@ bool route_conf_upstreams(struct conf_diag *d, struct route_conf *rc, const stru
             ok = false;
         } else if (up->balance != LB_HASH && hk) {
             conf_report(d, hk, "hash_key: only used with balance: hash %s", where);
-            ok = false;
-        }
-        if (up->health.type == HC_NONE && seen[6]) {
-            conf_report(d, seen[6], "health_check: type must be tcp, http or websocket");
             ok = false;
         }
         if (up->health.type == HC_TCP && up->health.path) {
@@ -711,6 +725,10 @@ static bool parse_upstream_ref(struct conf_diag *d, const struct conf_key *k, co
                     conf_quote(s, v->len, q));
         return false;
     }
+    /* upstream and split together are reported by the caller; whichever
+     * comes last replaces the other here. */
+    free(t->r.splits);
+    t->r.nsplits = t->r.split_total = 0;
     t->r.splits = calloc(1, sizeof(*t->r.splits));
     if (!t->r.splits) {
         d->oom = true;
@@ -772,6 +790,8 @@ static bool parse_split(struct conf_diag *d, const struct conf_key *k, const str
                        "a sequence such as [{upstream: A, weight: 95}, {upstream: B, weight: 5}]");
         return false;
     }
+    free(t->r.splits);
+    t->r.nsplits = t->r.split_total = 0;
     t->r.splits = calloc(v->nkids, sizeof(*t->r.splits));
     if (!t->r.splits) {
         d->oom = true;

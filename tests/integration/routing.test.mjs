@@ -480,3 +480,42 @@ async function startEchoBackendOn(port) {
     );
     return startEchoBackend({ port });
 }
+
+describe('per-route limits', () => {
+    test('a route overrides max_message_size; another route keeps the core value', async () => {
+        const be = await startEchoBackend();
+        const gw = await startWsgate({
+            config: `listen: 127.0.0.1:0
+workers: 1
+max_message_size: 64KiB
+upstreams:
+  p: {backends: [ws://127.0.0.1:${be.port}]}
+routes:
+  - {match: {path_prefix: /small}, upstream: p, max_message_size: 1KiB}
+  - {upstream: p}
+`,
+        });
+        try {
+            const open = async (path) => {
+                const ws = new WebSocket(gw.url(path), { perMessageDeflate: false });
+                await new Promise((res, rej) => {
+                    ws.once('open', res);
+                    ws.once('error', rej);
+                });
+                return ws;
+            };
+            const big = await open('/big');
+            const echoed = new Promise((res) => big.once('message', (d) => res(d)));
+            big.send(Buffer.alloc(2048, 1));
+            assert.equal((await echoed).length, 2048, 'the default route relays 2 KiB');
+            big.close();
+            const small = await open('/small');
+            const closed = new Promise((res) => small.once('close', (code) => res(code)));
+            small.send(Buffer.alloc(2048, 1));
+            assert.equal(await closed, 1009, 'the /small route refuses 2 KiB');
+        } finally {
+            await gw.stop();
+            await be.close();
+        }
+    });
+});

@@ -853,6 +853,74 @@ static void test_route_errors(void **state)
                   "wsgate.yaml:15:11: path: expected a path starting with '/', got a sequence\n");
 }
 
+static void test_route_sections_errors(void **state)
+{
+    expect_errors(
+        "listen: 127.0.0.1:8080\n"
+        "upstreams:\n"
+        "  chat:\n"
+        "    backends: [ws://127.0.0.1:9001, ws://127.0.0.1:9001]\n"
+        "    balance: fastest\n"
+        "  \"bad name\": {backends: [ws://127.0.0.1:9002]}\n"
+        "  hashy:\n"
+        "    balance: hash\n"
+        "    backends: [{url: ws://127.0.0.1:9003, weight: 0}]\n"
+        "  keyed:\n"
+        "    hash_key: header:X-User\n"
+        "    backends: []\n"
+        "  sticky:\n"
+        "    backends: [ws://127.0.0.1:9004]\n"
+        "    sticky: {ttl: 1h, secret: short}\n"
+        "    health_check: {type: ping, interval: 10ms}\n"
+        "routes:\n"
+        "  - match: {host: \"bad host!\", path_prefix: /a/../b}\n"
+        "    upstream: nowhere\n"
+        "  - match: {headers: {X-A: {present: false}}}\n"
+        "    split: [{upstream: chat, weight: 0}, {upstream: nope}]\n"
+        "  - {upstream: chat, split: [{upstream: chat, weight: 1}]}\n"
+        "  - {match: {path: /x}, rewrite: {path_prefix: /y}, upstream: chat}\n"
+        "  - {match: {path_prefix: /z}, upstream: chat, max_message_size: lots, idle_timeout: 5}\n"
+        "  - {upstream: chat, colour: blue}\n",
+        "wsgate.yaml:4:37: backends: duplicate backend \"ws://127.0.0.1:9001\" (first at "
+        "line 4)\n"
+        "wsgate.yaml:5:14: balance: expected one of round_robin, least_conn, p2c, random,"
+        " hash, got \"fastest\"\n"
+        "wsgate.yaml:6:3: upstreams: expected a name of letters, digits, '-', '_' or '.',"
+        " got \"bad name\"\n"
+        "wsgate.yaml:8:14: balance: hash needs hash_key (ip, path, header:NAME, cookie:NA"
+        "ME or query:NAME) in upstream \"hashy\"\n"
+        "wsgate.yaml:9:51: weight: expected an integer from 1 to 256, got \"0\"\n"
+        "wsgate.yaml:11:15: hash_key: only used with balance: hash in upstream \"keyed\""
+        "\n"
+        "wsgate.yaml:12:15: backends: expected a non-empty sequence of backend URLs or {u"
+        "rl: ...} mappings, got an empty sequence\n"
+        "wsgate.yaml:15:13: missing required key \"cookie\" in sticky\n"
+        "wsgate.yaml:15:31: secret: expected at least 16 characters, got 5\n"
+        "wsgate.yaml:16:26: type: expected one of tcp, http, websocket, got \"ping\"\n"
+        "wsgate.yaml:16:42: interval: expected a duration of at least 100ms, got \"10ms\""
+        "\n"
+        "wsgate.yaml:18:19: host: expected a host name (letters, digits, '-', '.'), or *."
+        "suffix, got \"bad host!\"\n"
+        "wsgate.yaml:18:45: path_prefix: requests are matched after normalization, so wri"
+        "te it as \"/b\", got \"/a/../b\"\n"
+        "wsgate.yaml:19:15: upstream: no upstream named \"nowhere\" (define it under upst"
+        "reams:)\n"
+        "wsgate.yaml:20:28: X-A: expected a value, or {present: true}, got a mapping\n"
+        "wsgate.yaml:21:38: weight: expected an integer from 1 to 10000, got \"0\"\n"
+        "wsgate.yaml:21:42: missing required key \"weight\" in a split entry\n"
+        "wsgate.yaml:21:53: upstream: no upstream named \"nope\" (define it under upstrea"
+        "ms:)\n"
+        "wsgate.yaml:22:29: split: a route has upstream or split, not both\n"
+        "wsgate.yaml:23:34: rewrite: needs match.path_prefix, the part it replaces\n"
+        "wsgate.yaml:24:66: max_message_size: expected a size such as 64KiB or 16MiB, got"
+        " \"lots\"\n"
+        "wsgate.yaml:24:86: idle_timeout: expected a duration such as 500ms, 10s or 2m, o"
+        "r off, got \"5\"\n"
+        "wsgate.yaml:25:22: unknown key \"colour\" in a route (expected one of: connect_t"
+        "imeout, close_timeout, ping_interval, pong_timeout, idle_timeout, max_stall, max"
+        "_frame_size, max_message_size, validate_utf8, match, upstream, split, rewrite)\n");
+}
+
 static void test_many_errors_one_run(void **state)
 {
     /* Errors come out sorted by position even though they are found in
@@ -971,6 +1039,7 @@ int main(void)
         cmocka_unit_test(test_value_errors),
         cmocka_unit_test(test_watermarks),
         cmocka_unit_test(test_route_errors),
+        cmocka_unit_test(test_route_sections_errors),
         cmocka_unit_test(test_many_errors_one_run),
         cmocka_unit_test(test_long_value_is_truncated),
         cmocka_unit_test(test_validate),
