@@ -30,6 +30,15 @@
     X(HTTP_HEAD_TOO_BIG, "http_head_too_big", "header block too large", 431, 1002)                 \
     X(HTTP_TOO_MANY_HEADERS, "http_too_many_headers", "too many header fields", 431, 1002)         \
     X(HTTP_CHUNKED, "http_chunked", "malformed chunked body", 400, 1002)                           \
+    X(HTTP_FRAMING, "http_framing", "invalid or ambiguous Content-Length/Transfer-Encoding", 400,  \
+      1002)                                                                                        \
+    X(HTTP_BODY_TOO_BIG, "http_body_too_big", "request body larger than max_request_body", 413,    \
+      1002)                                                                                        \
+    X(HTTP_METHOD_CONNECT, "http_connect", "CONNECT is not proxied", 405, 1002)                    \
+    X(HTTP_TIMEOUT, "http_timeout", "request not received in time", 408, 1002)                     \
+    X(RESPONSE_TIMEOUT, "response_timeout", "backend did not answer the request in time", 504,     \
+      1002)                                                                                        \
+    X(TLS_ON_PLAIN, "tls_on_plain_listener", "TLS handshake on a plain listener", 400, 1002)       \
     X(HS_NO_HOST, "hs_no_host", "Host header missing", 400, 1002)                                  \
     X(HS_DUP_HOST, "hs_dup_host", "Host header repeated", 400, 1002)                               \
     X(HS_BODY, "hs_body", "upgrade request carries a body", 400, 1002)                             \
@@ -74,6 +83,7 @@
     X(BACKEND_CLOSED, "backend_closed", "backend closed the connection", 502, 1002)                \
     X(CLIENT_CLOSED, "client_closed", "client closed the connection", 400, 1002)                   \
     X(BACKEND_PROTOCOL, "backend_protocol", "backend broke the WebSocket protocol", 400, 1002)     \
+    X(BACKEND_HTTP, "backend_bad_response", "backend sent an invalid HTTP response", 502, 1002)    \
     X(CLIENT_PROTOCOL, "client_protocol", "client broke the WebSocket protocol", 400, 1002)        \
     X(PONG_TIMEOUT, "pong_timeout", "peer did not answer a ping in time", 400, 1002)               \
     X(SLOW_CONSUMER, "slow_consumer", "peer did not read what waited for it in time", 400, 1002)   \

@@ -1,4 +1,5 @@
-/* RFC 6455 §4 opening handshake for both roles; contract in handshake.h. */
+/* RFC 6455 §4 opening handshake for both roles, and the heads of plain HTTP
+ * requests and responses a proxy forwards; contract in handshake.h. */
 #include "http/handshake.h"
 
 #include <limits.h>
@@ -587,6 +588,21 @@ static const char *reason_phrase(int status)
 int hs_build_101(char *out, size_t cap, struct http_span client_key, struct http_span protocol,
                  const char *extra)
 {
+    return hs_build_101_from(out, cap, client_key, protocol, NULL, extra);
+}
+
+/* Fields of the backend's 101 the client does not get: the connection's own
+ * and those wsgate computes for the client's handshake itself. */
+static const char *const not_relayed_101[] = {
+    "Sec-WebSocket-Accept",
+    "Sec-WebSocket-Protocol",
+    "Sec-WebSocket-Extensions",
+    "Sec-WebSocket-Version",
+};
+
+int hs_build_101_from(char *out, size_t cap, struct http_span client_key, struct http_span protocol,
+                      const struct http_response *backend, const char *extra)
+{
     char accept[HS_ACCEPT_LEN + 1];
     struct wbuf w = {out, cap, 0, false};
 
@@ -599,6 +615,21 @@ int hs_build_101(char *out, size_t cap, struct http_span client_key, struct http
     put_field(&w, "Sec-WebSocket-Accept", cstr(accept));
     if (protocol.n > 0)
         put_field(&w, "Sec-WebSocket-Protocol", protocol);
+    if (backend) {
+        struct conn_opts opts;
+        if (collect_conn_opts(backend->headers, backend->nheaders, &opts) < 0)
+            return ERR_RANGE;
+        for (unsigned i = 0; i < backend->nheaders; i++) {
+            struct http_span name = backend->headers[i].name;
+            if (name_in(name, hop_by_hop, COUNT(hop_by_hop)) ||
+                name_in(name, not_relayed_101, COUNT(not_relayed_101)) || conn_named(&opts, name))
+                continue;
+            put_span(&w, name);
+            put(&w, ": ", 2);
+            put_span(&w, backend->headers[i].value);
+            put(&w, "\r\n", 2);
+        }
+    }
     if (extra)
         put_str(&w, extra);
     put(&w, "\r\n", 2);
@@ -682,5 +713,240 @@ int hs_build_relayed_head(char *out, size_t cap, const struct http_response *res
     put_str(&w, "Content-Length: ");
     put_uint(&w, (unsigned long long)body_len);
     put_str(&w, "\r\nConnection: close\r\n\r\n");
+    return finish(&w);
+}
+
+/* ---- plain HTTP requests and responses (RFC 9112) ---- */
+
+/* Content-Length = 1*DIGIT, below 2^60. */
+static bool parse_length(struct http_span v, uint64_t *out)
+{
+    uint64_t n = 0;
+
+    if (v.n == 0 || v.n > 18)
+        return false;
+    for (size_t i = 0; i < v.n; i++) {
+        if (v.p[i] < '0' || v.p[i] > '9')
+            return false;
+        n = n * 10 + (uint64_t)(v.p[i] - '0');
+    }
+    *out = n;
+    return true;
+}
+
+/* The message's Transfer-Encoding: absent, exactly "chunked", or anything
+ * else. Returns 0 (none), 1 (chunked) or -1. */
+static int transfer_coding(const struct http_header *h, unsigned n)
+{
+    unsigned from = 0, count = 0;
+    int i, last = -1;
+    struct http_span list, e, only = {NULL, 0};
+
+    while ((i = http_header_next(h, n, "Transfer-Encoding", &from)) >= 0) {
+        list = h[i].value;
+        while (http_list_next(&list, &e)) {
+            count++;
+            only = e;
+        }
+        last = i;
+    }
+    if (last < 0)
+        return 0;
+    return count == 1 && http_span_ieq(only, "chunked") ? 1 : -1;
+}
+
+/* Every Content-Length field of the message: none (0), one valid value
+ * (1, *len set), or a problem (-1: invalid, a list, or repeated). */
+static int content_length(const struct http_header *h, unsigned n, uint64_t *len)
+{
+    unsigned count = http_header_count(h, n, "Content-Length");
+    struct http_span v;
+
+    if (count == 0)
+        return 0;
+    if (count > 1 || !first_value(h, n, "Content-Length", &v))
+        return -1;
+    return parse_length(v, len) ? 1 : -1;
+}
+
+int http_request_body(const struct http_request *req, struct http_body *out)
+{
+    uint64_t len = 0;
+    int te = transfer_coding(req->headers, req->nheaders);
+    int cl = content_length(req->headers, req->nheaders, &len);
+
+    *out = (struct http_body){HTTP_BODY_NONE, 0};
+    /* RFC 9112 §6.1: Transfer-Encoding with Content-Length, or in HTTP/1.0,
+     * is how requests get smuggled: refuse. Codings other than chunked are
+     * not something a proxy can frame. */
+    if (te != 0 && (cl != 0 || req->minor_version == 0))
+        return ERR_HTTP_FRAMING;
+    if (te < 0 || cl < 0)
+        return ERR_HTTP_FRAMING;
+    if (te > 0)
+        out->kind = HTTP_BODY_CHUNKED;
+    else if (cl > 0 && len > 0) {
+        out->kind = HTTP_BODY_LENGTH;
+        out->length = len;
+    }
+    return 0;
+}
+
+int http_response_body(const struct http_response *resp, bool head_request, struct http_body *out)
+{
+    uint64_t len = 0;
+    int te = transfer_coding(resp->headers, resp->nheaders);
+    int cl = content_length(resp->headers, resp->nheaders, &len);
+
+    *out = (struct http_body){HTTP_BODY_NONE, 0};
+    /* Both, or a broken length: the framing is ambiguous, and a proxy that
+     * guesses lets one response smuggle another in (RFC 9112 §6.3). */
+    if ((te != 0 && cl != 0) || cl < 0)
+        return ERR_HTTP_FRAMING;
+    /* §6.3 items 1-2: no body, whatever the fields say. */
+    if (head_request || resp->status < 200 || resp->status == 204 || resp->status == 304)
+        return 0;
+    if (te > 0)
+        out->kind = HTTP_BODY_CHUNKED;
+    else if (te < 0)
+        out->kind = HTTP_BODY_CLOSE; /* §6.3 item 4: other codings end at close */
+    else if (cl > 0) {
+        out->kind = len ? HTTP_BODY_LENGTH : HTTP_BODY_NONE;
+        out->length = len;
+    } else {
+        out->kind = HTTP_BODY_CLOSE; /* §6.3 item 8 */
+    }
+    return 0;
+}
+
+/* The forwarding fields both kinds of request carry upstream. */
+static void put_forwarded(struct wbuf *w, const struct http_header *h, unsigned n,
+                          const struct hs_upstream *up, struct http_span host)
+{
+    bool xff = false;
+    unsigned from = 0;
+    int i;
+
+    while ((i = http_header_next(h, n, "X-Forwarded-For", &from)) >= 0) {
+        if (h[i].value.n == 0)
+            continue;
+        put_str(w, xff ? ", " : "X-Forwarded-For: ");
+        put_span(w, h[i].value);
+        xff = true;
+    }
+    if (up->client_ip != NULL && up->client_ip[0] != '\0') {
+        put_str(w, xff ? ", " : "X-Forwarded-For: ");
+        put_str(w, up->client_ip);
+        xff = true;
+    }
+    if (xff)
+        put(w, "\r\n", 2);
+    if (up->proto != NULL && up->proto[0] != '\0')
+        put_field(w, "X-Forwarded-Proto", cstr(up->proto));
+    if (host.n > 0)
+        put_field(w, "X-Forwarded-Host", host);
+    if (up->request_id.n > 0)
+        put_field(w, "X-Request-Id", up->request_id);
+}
+
+int hs_build_forward_request(char *out, size_t cap, const struct http_request *req,
+                             const struct hs_upstream *up, const struct http_body *body,
+                             const char *default_host)
+{
+    const struct http_header *h = req->headers;
+    unsigned n = req->nheaders;
+    struct wbuf w = {out, cap, 0, false};
+    struct conn_opts opts;
+    struct http_span host = {NULL, 0};
+
+    if (collect_conn_opts(h, n, &opts) < 0)
+        return ERR_RANGE;
+    first_value(h, n, "Host", &host);
+    put_span(&w, req->method);
+    put(&w, " ", 1);
+    put_span(&w, up->target.n ? up->target : req->target);
+    put(&w, " HTTP/1.1\r\n", 11);
+    /* An HTTP/1.0 client may send no Host; HTTP/1.1 requires one. */
+    if (host.n == 0 && default_host)
+        put_field(&w, "Host", cstr(default_host));
+    for (unsigned i = 0; i < n; i++) {
+        struct http_span name = h[i].name;
+        if (name_in(name, hop_by_hop, COUNT(hop_by_hop)) ||
+            name_in(name, replaced, COUNT(replaced)))
+            continue;
+        if (!http_span_ieq(name, "Host") && conn_named(&opts, name))
+            continue;
+        put_span(&w, name);
+        put(&w, ": ", 2);
+        put_span(&w, h[i].value);
+        put(&w, "\r\n", 2);
+    }
+    /* We frame what we send: the same framing the client used. */
+    if (body->kind == HTTP_BODY_LENGTH) {
+        put_str(&w, "Content-Length: ");
+        put_uint(&w, (unsigned long long)body->length);
+        put(&w, "\r\n", 2);
+    } else if (body->kind == HTTP_BODY_CHUNKED) {
+        put_str(&w, "Transfer-Encoding: chunked\r\n");
+    }
+    put_forwarded(&w, h, n, up, host);
+    put(&w, "\r\n", 2);
+    return finish(&w);
+}
+
+int hs_build_forward_response(char *out, size_t cap, const struct http_response *resp,
+                              const struct http_body *body, bool keep_alive, bool client_10,
+                              const char *extra)
+{
+    const struct http_header *h = resp->headers;
+    unsigned n = resp->nheaders;
+    struct wbuf w = {out, cap, 0, false};
+    struct conn_opts opts;
+    bool informational = resp->status < 200;
+
+    if (resp->status < 100 || resp->status > 999 || collect_conn_opts(h, n, &opts) < 0)
+        return ERR_RANGE;
+    put(&w, "HTTP/1.1 ", 9);
+    put_uint(&w, (unsigned long long)resp->status);
+    put(&w, " ", 1);
+    if (resp->reason.n > 0)
+        put_span(&w, resp->reason);
+    else
+        put_str(&w, reason_phrase(resp->status));
+    put(&w, "\r\n", 2);
+    for (unsigned i = 0; i < n; i++) {
+        struct http_span name = h[i].name;
+        /* A bodiless answer (HEAD, 304) keeps the length it describes. */
+        if (http_span_ieq(name, "Content-Length") && body->kind == HTTP_BODY_NONE &&
+            !informational && resp->status != 204) {
+            put_span(&w, name);
+            put(&w, ": ", 2);
+            put_span(&w, h[i].value);
+            put(&w, "\r\n", 2);
+            continue;
+        }
+        if (name_in(name, hop_by_hop, COUNT(hop_by_hop)) || conn_named(&opts, name))
+            continue;
+        put_span(&w, name);
+        put(&w, ": ", 2);
+        put_span(&w, h[i].value);
+        put(&w, "\r\n", 2);
+    }
+    if (!informational) {
+        if (body->kind == HTTP_BODY_LENGTH) {
+            put_str(&w, "Content-Length: ");
+            put_uint(&w, (unsigned long long)body->length);
+            put(&w, "\r\n", 2);
+        } else if (body->kind == HTTP_BODY_CHUNKED) {
+            put_str(&w, "Transfer-Encoding: chunked\r\n");
+        }
+        if (!keep_alive)
+            put_str(&w, "Connection: close\r\n");
+        else if (client_10)
+            put_str(&w, "Connection: keep-alive\r\n");
+        if (extra)
+            put_str(&w, extra);
+    }
+    put(&w, "\r\n", 2);
     return finish(&w);
 }

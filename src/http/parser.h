@@ -98,7 +98,8 @@ struct http_chunked {
     bool done;                    /* set once the last chunk and trailers are consumed */
 };
 
-/* Decode from in[0..n) into out (capacity out_cap; out may equal in).
+/* Decode from in[0..n) into out (capacity out_cap; out may equal in; NULL
+ * to only check the syntax and count: the data is skipped, not copied).
  * *out_n receives the number of decoded bytes written. Returns the number of
  * input bytes consumed (it stops early when out is full or when done), or
  * ERR_HTTP_CHUNKED on malformed input (bad hex size, size of 2^60 or more,

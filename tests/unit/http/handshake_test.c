@@ -1,5 +1,6 @@
 /* Unit tests for src/http/handshake.c: request validation, keys, the backend
- * request, the backend's 101, and the responses the proxy writes. */
+ * request, the backend's 101, the responses the proxy writes, and plain HTTP framing
+ * and forwarded heads. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -13,7 +14,8 @@
 #include "core/err.h"
 #include "http/handshake.h"
 
-#define MAXH 32
+#define MAXH        32
+#define COUNT_OF(a) (sizeof(a) / sizeof((a)[0]))
 
 static const struct http_limits lim = {16384, MAXH};
 
@@ -911,6 +913,297 @@ static void test_build_relayed_head(void **state)
     assert_int_equal(hs_build_relayed_head(out, sizeof(out), &bad, 0), ERR_RANGE);
 }
 
+/* ---- plain HTTP: body framing (RFC 9112 §6) ---- */
+
+static int req_body(const char *s, struct http_body *b)
+{
+    struct preq p;
+    parse_req(&p, s);
+    int rc = http_request_body(&p.req, b);
+    free(p.buf);
+    return rc;
+}
+
+static void test_request_body(void **state)
+{
+    struct http_body b;
+
+    assert_int_equal(req_body("GET / HTTP/1.1\r\nHost: a\r\n\r\n", &b), 0);
+    assert_int_equal(b.kind, HTTP_BODY_NONE);
+    assert_int_equal(req_body("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", &b), 0);
+    assert_int_equal(b.kind, HTTP_BODY_NONE);
+    assert_int_equal(req_body("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 42\r\n\r\n", &b), 0);
+    assert_int_equal(b.kind, HTTP_BODY_LENGTH);
+    assert_int_equal(b.length, 42);
+    assert_int_equal(
+        req_body("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", &b), 0);
+    assert_int_equal(b.kind, HTTP_BODY_CHUNKED);
+    assert_int_equal(
+        req_body("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED\r\n\r\n", &b), 0);
+    assert_int_equal(b.kind, HTTP_BODY_CHUNKED);
+
+    /* The material request smuggling is made of. */
+    static const char *const bad[] = {
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 0\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1234567890123456789\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: xchunked\r\n\r\n",
+        "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: identity\r\n\r\n",
+        "POST / HTTP/1.0\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+    };
+    for (size_t i = 0; i < COUNT_OF(bad); i++) {
+        int rc = req_body(bad[i], &b);
+        if (rc != ERR_HTTP_FRAMING)
+            fail_msg("case %zu accepted: %d", i, rc);
+    }
+}
+
+static int resp_body(const char *s, bool head, struct http_body *b)
+{
+    struct presp p;
+    parse_resp(&p, s);
+    int rc = http_response_body(&p.resp, head, b);
+    free(p.buf);
+    return rc;
+}
+
+static void test_response_body(void **state)
+{
+    struct http_body b;
+
+    assert_int_equal(resp_body("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n", false, &b), 0);
+    assert_int_equal(b.kind, HTTP_BODY_LENGTH);
+    assert_int_equal(b.length, 3);
+    assert_int_equal(resp_body("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n", false, &b), 0);
+    assert_int_equal(b.kind, HTTP_BODY_NONE);
+    assert_int_equal(resp_body("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n", false, &b),
+                     0);
+    assert_int_equal(b.kind, HTTP_BODY_CHUNKED);
+    /* Neither: until the backend closes. So does a coding we cannot frame. */
+    assert_int_equal(resp_body("HTTP/1.1 200 OK\r\n\r\n", false, &b), 0);
+    assert_int_equal(b.kind, HTTP_BODY_CLOSE);
+    assert_int_equal(resp_body("HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\n", false, &b), 0);
+    assert_int_equal(b.kind, HTTP_BODY_CLOSE);
+    /* Never a body: HEAD, 1xx, 204, 304, whatever the fields say. */
+    assert_int_equal(resp_body("HTTP/1.1 200 OK\r\nContent-Length: 9\r\n\r\n", true, &b), 0);
+    assert_int_equal(b.kind, HTTP_BODY_NONE);
+    assert_int_equal(resp_body("HTTP/1.1 204 No Content\r\n\r\n", false, &b), 0);
+    assert_int_equal(b.kind, HTTP_BODY_NONE);
+    assert_int_equal(resp_body("HTTP/1.1 304 Not Modified\r\nContent-Length: 9\r\n\r\n", false, &b),
+                     0);
+    assert_int_equal(b.kind, HTTP_BODY_NONE);
+    assert_int_equal(resp_body("HTTP/1.1 103 Early Hints\r\n\r\n", false, &b), 0);
+    assert_int_equal(b.kind, HTTP_BODY_NONE);
+
+    /* Ambiguous: never relayed. */
+    assert_int_equal(resp_body("HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+                               "Transfer-Encoding: chunked\r\n\r\n",
+                               false, &b),
+                     ERR_HTTP_FRAMING);
+    assert_int_equal(
+        resp_body("HTTP/1.1 200 OK\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\n", false, &b),
+        ERR_HTTP_FRAMING);
+    assert_int_equal(resp_body("HTTP/1.1 200 OK\r\nContent-Length: 3x\r\n\r\n", false, &b),
+                     ERR_HTTP_FRAMING);
+}
+
+/* ---- plain HTTP: forwarded heads ---- */
+
+static void test_forward_request(void **state)
+{
+    char out[4096];
+    struct preq q;
+    struct http_header h[MAXH];
+    struct http_request back;
+    struct http_body body;
+    size_t scan = 0;
+    struct hs_upstream up = {NULL, "192.0.2.9", "http", {"rid-1", 5}, {"/api/x?y=1", 10}};
+
+    parse_req(&q, "POST /x?y=1 HTTP/1.1\r\n"
+                  "Host: example.test\r\n"
+                  "Connection: keep-alive, X-Secret\r\n"
+                  "Keep-Alive: timeout=5\r\n"
+                  "X-Secret: drop me\r\n"
+                  "Proxy-Authorization: Basic eA==\r\n"
+                  "TE: trailers\r\n"
+                  "Upgrade: h2c\r\n"
+                  "Content-Length: 11\r\n"
+                  "X-Forwarded-For: 198.51.100.1\r\n"
+                  "X-Request-Id: old\r\n"
+                  "Cookie: a=b\r\n"
+                  "Accept: */*\r\n\r\n");
+    assert_int_equal(http_request_body(&q.req, &body), 0);
+    int n = hs_build_forward_request(out, sizeof(out), &q.req, &up, &body, "10.0.0.1:80");
+    assert_true(n > 0);
+    back.headers = h;
+    assert_int_equal(http_parse_request(out, (size_t)n, &lim, &back, &scan), n);
+    assert_span(back.method, "POST");
+    assert_span(back.target, "/api/x?y=1");
+    assert_int_equal(back.minor_version, 1);
+    assert_span(value_of(&back, "Host"), "example.test");
+    assert_span(value_of(&back, "Content-Length"), "11");
+    assert_span(value_of(&back, "Cookie"), "a=b");
+    assert_span(value_of(&back, "Accept"), "*/*");
+    assert_span(value_of(&back, "X-Forwarded-For"), "198.51.100.1, 192.0.2.9");
+    assert_span(value_of(&back, "X-Forwarded-Proto"), "http");
+    assert_span(value_of(&back, "X-Forwarded-Host"), "example.test");
+    assert_span(value_of(&back, "X-Request-Id"), "rid-1");
+    static const char *const gone[] = {
+        "Connection", "Keep-Alive",          "X-Secret",         "TE",
+        "Upgrade",    "Proxy-Authorization", "Transfer-Encoding"};
+    for (size_t i = 0; i < COUNT_OF(gone); i++)
+        if (http_header_count(back.headers, back.nheaders, gone[i]) != 0)
+            fail_msg("%s forwarded", gone[i]);
+    free(q.buf);
+
+    /* Chunked stays chunked; an HTTP/1.0 request without Host gets the
+     * default one; the client's target when none is given. */
+    parse_req(&q, "PUT /c HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n");
+    assert_int_equal(http_request_body(&q.req, &body), 0);
+    up.target = (struct http_span){NULL, 0};
+    n = hs_build_forward_request(out, sizeof(out), &q.req, &up, &body, NULL);
+    assert_true(n > 0);
+    scan = 0;
+    assert_int_equal(http_parse_request(out, (size_t)n, &lim, &back, &scan), n);
+    assert_span(back.target, "/c");
+    assert_span(value_of(&back, "Transfer-Encoding"), "chunked");
+    assert_int_equal(http_header_count(back.headers, back.nheaders, "Content-Length"), 0);
+    free(q.buf);
+
+    parse_req(&q, "GET /old HTTP/1.0\r\n\r\n");
+    assert_int_equal(http_request_body(&q.req, &body), 0);
+    n = hs_build_forward_request(out, sizeof(out), &q.req, &up, &body, "10.0.0.1:80");
+    assert_true(n > 0);
+    scan = 0;
+    assert_int_equal(http_parse_request(out, (size_t)n, &lim, &back, &scan), n);
+    assert_int_equal(back.minor_version, 1);
+    assert_span(value_of(&back, "Host"), "10.0.0.1:80");
+    assert_int_equal(http_header_count(back.headers, back.nheaders, "X-Forwarded-Host"), 0);
+
+    /* Too small: ERR_NOMEM, nothing past cap written. */
+    for (size_t cap = 0; cap < (size_t)n; cap++) {
+        memset(out, 0x5a, sizeof(out));
+        assert_int_equal(hs_build_forward_request(out, cap, &q.req, &up, &body, "10.0.0.1:80"),
+                         ERR_NOMEM);
+        for (size_t i = cap; i < sizeof(out); i++)
+            assert_int_equal((unsigned char)out[i], 0x5a);
+    }
+    free(q.buf);
+}
+
+static void test_forward_response(void **state)
+{
+    char out[4096];
+    struct presp r, back;
+    struct http_body body;
+    struct http_body none = {HTTP_BODY_NONE, 0};
+    size_t scan = 0;
+    int n;
+
+    parse_resp(&r, "HTTP/1.1 200 Fine\r\n"
+                   "Connection: X-Hop\r\n"
+                   "X-Hop: 1\r\n"
+                   "Keep-Alive: timeout=5\r\n"
+                   "Transfer-Encoding: chunked\r\n"
+                   "Set-Cookie: a=1\r\n"
+                   "Set-Cookie: b=2\r\n\r\n");
+    assert_int_equal(http_response_body(&r.resp, false, &body), 0);
+    n = hs_build_forward_response(out, sizeof(out), &r.resp, &body, true, false, "X-Extra: e\r\n");
+    assert_true(n > 0);
+    out[n] = '\0';
+    static const char want[] = "HTTP/1.1 200 Fine\r\n"
+                               "Set-Cookie: a=1\r\n"
+                               "Set-Cookie: b=2\r\n"
+                               "Transfer-Encoding: chunked\r\n"
+                               "X-Extra: e\r\n\r\n";
+    assert_string_equal(out, want);
+    free(r.buf);
+
+    /* A length is re-stated; closing is said; an HTTP/1.0 client that keeps
+     * the connection is told so. */
+    parse_resp(&r, "HTTP/1.0 404 \r\nContent-Length: 5\r\n\r\n");
+    assert_int_equal(http_response_body(&r.resp, false, &body), 0);
+    n = hs_build_forward_response(out, sizeof(out), &r.resp, &body, false, false, NULL);
+    assert_true(n > 0);
+    out[n] = '\0';
+    assert_string_equal(out,
+                        "HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\nConnection: close\r\n\r\n");
+    n = hs_build_forward_response(out, sizeof(out), &r.resp, &body, true, true, NULL);
+    assert_true(n > 0);
+    out[n] = '\0';
+    assert_string_equal(
+        out, "HTTP/1.1 404 Not Found\r\nContent-Length: 5\r\nConnection: keep-alive\r\n\r\n");
+    free(r.buf);
+
+    /* HEAD and 304 keep the length they describe; 204 has none. */
+    parse_resp(&r, "HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\nETag: \"x\"\r\n\r\n");
+    n = hs_build_forward_response(out, sizeof(out), &r.resp, &none, true, false, NULL);
+    assert_true(n > 0);
+    out[n] = '\0';
+    assert_string_equal(out,
+                        "HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\nETag: \"x\"\r\n\r\n");
+    free(r.buf);
+    parse_resp(&r, "HTTP/1.1 204 No Content\r\nContent-Length: 0\r\n\r\n");
+    n = hs_build_forward_response(out, sizeof(out), &r.resp, &none, true, false, NULL);
+    assert_true(n > 0);
+    out[n] = '\0';
+    assert_string_equal(out, "HTTP/1.1 204 No Content\r\n\r\n");
+    free(r.buf);
+
+    /* An informational response carries no framing, no extra lines. */
+    parse_resp(&r, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n");
+    n = hs_build_forward_response(out, sizeof(out), &r.resp, &none, false, false, "X-Extra: e\r\n");
+    assert_true(n > 0);
+    back.resp.headers = back.h;
+    assert_int_equal(http_parse_response(out, (size_t)n, &lim, &back.resp, &scan), n);
+    assert_int_equal(back.resp.status, 103);
+    assert_int_equal(back.resp.nheaders, 1);
+    free(r.buf);
+
+    struct http_response bad = {.status = 42};
+    assert_int_equal(hs_build_forward_response(out, sizeof(out), &bad, &none, true, false, NULL),
+                     ERR_RANGE);
+}
+
+static void test_build_101_from_backend(void **state)
+{
+    char out[1024];
+    struct presp r;
+    struct http_span key = {RFC_KEY, HS_KEY_LEN};
+
+    parse_resp(&r, "HTTP/1.1 101 Switching Protocols\r\n"
+                   "Upgrade: websocket\r\n"
+                   "Connection: Upgrade, X-Hop\r\n"
+                   "X-Hop: 1\r\n"
+                   "Sec-WebSocket-Accept: AAAA\r\n"
+                   "Sec-WebSocket-Protocol: chat\r\n"
+                   "Set-Cookie: io=abc; Path=/\r\n"
+                   "X-Served-By: b1\r\n\r\n");
+    int n = hs_build_101_from(out, sizeof(out), key, (struct http_span){"chat", 4}, &r.resp,
+                              "Set-Cookie: S=v\r\n");
+    assert_true(n > 0);
+    out[n] = '\0';
+    static const char want[] = "HTTP/1.1 101 Switching Protocols\r\n"
+                               "Upgrade: websocket\r\n"
+                               "Connection: Upgrade\r\n"
+                               "Sec-WebSocket-Accept: " RFC_ACCEPT "\r\n"
+                               "Sec-WebSocket-Protocol: chat\r\n"
+                               "Set-Cookie: io=abc; Path=/\r\n"
+                               "X-Served-By: b1\r\n"
+                               "Set-Cookie: S=v\r\n\r\n";
+    assert_string_equal(out, want);
+    free(r.buf);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -935,6 +1228,11 @@ int main(void)
         cmocka_unit_test(test_build_101),
         cmocka_unit_test(test_build_error),
         cmocka_unit_test(test_build_relayed_head),
+        cmocka_unit_test(test_request_body),
+        cmocka_unit_test(test_response_body),
+        cmocka_unit_test(test_forward_request),
+        cmocka_unit_test(test_forward_response),
+        cmocka_unit_test(test_build_101_from_backend),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
