@@ -21,6 +21,12 @@ struct limits {
     bool validate_utf8;          /* check text messages and close reasons */
     size_t high_watermark;       /* bytes queued to one leg before reading the other stops */
     size_t low_watermark;        /* reading resumes below this */
+
+    /* plain HTTP requests */
+    uint64_t request_timeout_ms;   /* a next head must complete, a body may pause; 0 = off */
+    uint64_t response_timeout_ms;  /* the backend's response head must arrive within */
+    uint64_t http_idle_timeout_ms; /* a kept-alive connection waits this long for a request */
+    uint64_t max_request_body;     /* bytes; 0 = unlimited */
 };
 
 #endif

@@ -394,6 +394,29 @@ static bool parse_health(struct conf_diag *d, const struct conf_key *k, const st
                           &up->health, "in health_check", NULL);
 }
 
+static const struct conf_key http_pool_keys[] = {
+    {.name = "max_idle",
+     .kind = CK_UINT,
+     CONF_FIELD(struct rc_upstream, http_pool_max_idle, CF_UNSIGNED),
+     .min = 0,
+     .max = 10000},
+    {.name = "idle_timeout",
+     .kind = CK_DURATION,
+     CONF_FIELD(struct rc_upstream, http_pool_idle_ms, CF_U64),
+     .min = 1,
+     .max = CONF_MAX_DURATION_MS},
+};
+
+static bool parse_http_pool(struct conf_diag *d, const struct conf_key *k, const struct ynode *v,
+                            void *base)
+{
+    if (v->type != Y_MAP) {
+        conf_bad_value(d, k->name, v, "a mapping such as {max_idle: 32, idle_timeout: 60s}");
+        return false;
+    }
+    return conf_apply_map(d, http_pool_keys, 2, v, base, "in http_pool", NULL);
+}
+
 static const struct conf_key upstream_keys[] = {
     {.name = "backends",
      .kind = CK_CUSTOM,
@@ -431,6 +454,10 @@ static const struct conf_key upstream_keys[] = {
      CONF_FIELD(struct rc_upstream, ejection_ms, CF_U64),
      .min = 1,
      .max = CONF_MAX_DURATION_MS},
+    {.name = "http_pool",
+     .kind = CK_CUSTOM,
+     .parse = parse_http_pool,
+     .expected = "a mapping such as {max_idle: 32, idle_timeout: 60s}"},
     {.name = "drain_timeout",
      .kind = CK_DURATION,
      CONF_FIELD(struct rc_upstream, drain_timeout_ms, CF_U64),
@@ -450,6 +477,8 @@ static void upstream_defaults(struct rc_upstream *up)
     up->health.timeout_ms = 2000;
     up->health.healthy_threshold = 2;
     up->health.unhealthy_threshold = 3;
+    up->http_pool_max_idle = 32;
+    up->http_pool_idle_ms = 60000;
 }
 
 static void upstream_free(struct rc_upstream *up)
@@ -909,8 +938,28 @@ static bool parse_short_backend(struct conf_diag *d, const struct conf_key *k,
          .max = (uint64_t)1 << 40},                                                                \
         {.name = "validate_utf8",                                                                  \
          .kind = CK_BOOL,                                                                          \
-         CONF_FIELD(struct route_tmp, r.lim.validate_utf8, CF_BOOL)},
-#define NLIMIT_KEYS 9
+         CONF_FIELD(struct route_tmp, r.lim.validate_utf8, CF_BOOL)},                              \
+        {.name = "request_timeout",                                                                \
+         .kind = CK_DURATION,                                                                      \
+         CONF_FIELD(struct route_tmp, r.lim.request_timeout_ms, CF_U64),                           \
+         .min = 0,                                                                                 \
+         .max = CONF_MAX_DURATION_MS},                                                             \
+        {.name = "response_timeout",                                                               \
+         .kind = CK_DURATION,                                                                      \
+         CONF_FIELD(struct route_tmp, r.lim.response_timeout_ms, CF_U64),                          \
+         .min = 1,                                                                                 \
+         .max = CONF_MAX_DURATION_MS},                                                             \
+        {.name = "http_idle_timeout",                                                              \
+         .kind = CK_DURATION,                                                                      \
+         CONF_FIELD(struct route_tmp, r.lim.http_idle_timeout_ms, CF_U64),                         \
+         .min = 1,                                                                                 \
+         .max = CONF_MAX_DURATION_MS},                                                             \
+        {.name = "max_request_body",                                                               \
+         .kind = CK_SIZE,                                                                          \
+         CONF_FIELD(struct route_tmp, r.lim.max_request_body, CF_U64),                             \
+         .min = 0,                                                                                 \
+         .max = (uint64_t)1 << 40},
+#define NLIMIT_KEYS 13
 
 static const struct conf_key route_keys[] = {
     LIMIT_KEYS{.name = "match",
@@ -929,6 +978,9 @@ static const struct conf_key route_keys[] = {
      .kind = CK_CUSTOM,
      .parse = parse_rewrite,
      .expected = "a mapping such as {path_prefix: /new}"},
+    {.name = "websocket_only",
+     .kind = CK_BOOL,
+     CONF_FIELD(struct route_tmp, r.websocket_only, CF_BOOL)},
 };
 #define NROUTE_KEYS (sizeof(route_keys) / sizeof(route_keys[0]))
 
@@ -943,6 +995,9 @@ static const struct conf_key short_keys[] = {
      .parse = parse_short_backend,
      .required = true,
      .expected = "a URL such as ws://127.0.0.1:9000"},
+    {.name = "websocket_only",
+     .kind = CK_BOOL,
+     CONF_FIELD(struct route_tmp, r.websocket_only, CF_BOOL)},
 };
 #define NSHORT_KEYS (sizeof(short_keys) / sizeof(short_keys[0]))
 
@@ -1140,6 +1195,14 @@ int route_conf_finish(struct route_conf *rc, const struct limits *core)
             r->lim.max_message_size = over.max_message_size;
         if (set & (1u << 8))
             r->lim.validate_utf8 = over.validate_utf8;
+        if (set & (1u << 9))
+            r->lim.request_timeout_ms = over.request_timeout_ms;
+        if (set & (1u << 10))
+            r->lim.response_timeout_ms = over.response_timeout_ms;
+        if (set & (1u << 11))
+            r->lim.http_idle_timeout_ms = over.http_idle_timeout_ms;
+        if (set & (1u << 12))
+            r->lim.max_request_body = over.max_request_body;
         for (size_t j = 0; j < r->nsplits; j++)
             r->splits[j].up = &rc->upstreams[r->splits[j].up_index];
     }

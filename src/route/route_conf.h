@@ -58,10 +58,12 @@ struct rc_upstream {
     unsigned eject_after;        /* consecutive connect/handshake failures, default 3 */
     uint64_t drain_timeout_ms;   /* draining backends' connections end by then, default 5m */
     struct rc_health health;
-    uint32_t *maglev;     /* LB_HASH: lookup table of backend indexes */
-    uint32_t maglev_size; /* a prime */
-    bool implicit;        /* made from a short-form route's backend */
-    int line;             /* where it was configured */
+    unsigned http_pool_max_idle; /* idle kept-alive connections per backend and worker */
+    uint64_t http_pool_idle_ms;  /* an idle one is closed after this */
+    uint32_t *maglev;            /* LB_HASH: lookup table of backend indexes */
+    uint32_t maglev_size;        /* a prime */
+    bool implicit;               /* made from a short-form route's backend */
+    int line;                    /* where it was configured */
 };
 
 /* A match on a header or query parameter. */
@@ -90,6 +92,7 @@ struct rc_route {
     size_t nsplits;
     unsigned split_total; /* sum of weights */
     char *rewrite_prefix; /* replaces the matched path_prefix upstream; NULL: none */
+    bool websocket_only;  /* plain requests get 426 instead of being proxied */
     struct limits lim;    /* in force on this route: the core values and the overrides */
     uint32_t lim_set;     /* which lim fields the route overrides (1 << key index) */
     int line;             /* where it was configured ("route at line N" in logs) */

@@ -460,6 +460,10 @@ static void test_defaults(void **state)
     assert_true(c.lim.validate_utf8);
     assert_int_equal(c.lim.high_watermark, 256 * 1024);
     assert_int_equal(c.lim.low_watermark, 64 * 1024);
+    assert_int_equal(c.lim.request_timeout_ms, 60000);
+    assert_int_equal(c.lim.response_timeout_ms, 60000);
+    assert_int_equal(c.lim.http_idle_timeout_ms, 60000);
+    assert_int_equal(c.lim.max_request_body, 0);
     assert_true(c.merge_slashes);
     assert_null(c.routing.routes);
     assert_int_equal(c.routing.nroutes, 0);
@@ -585,6 +589,69 @@ static void test_max_stall_values(void **state)
                   "routes:\n  - path: /\n    backend: ws://127.0.0.1:9000\n",
                   "wsgate.yaml:2:12: max_stall: expected a duration of at most 8760h, got "
                   "\"9000h\"\n");
+}
+
+/* Plain HTTP: core keys, route overrides, websocket_only, http_pool. */
+static void test_http_keys(void **state)
+{
+    struct loaded l =
+        load("listen: 127.0.0.1:8080\n"
+             "request_timeout: off\n"
+             "response_timeout: 2m\n"
+             "max_request_body: 10MiB\n"
+             "upstreams:\n"
+             "  app:\n"
+             "    backends: [ws://127.0.0.1:9000]\n"
+             "    http_pool: {max_idle: 4, idle_timeout: 5s}\n"
+             "  other: {backends: [ws://127.0.0.1:9001]}\n"
+             "routes:\n"
+             "  - {match: {path_prefix: /poll}, upstream: app, response_timeout: 5m,\n"
+             "     http_idle_timeout: 10s, max_request_body: 1KiB}\n"
+             "  - {match: {path_prefix: /ws}, upstream: other, websocket_only: true,\n"
+             "     request_timeout: 30s}\n");
+    assert_int_equal(l.rc, 0);
+    const struct config *c = l.cfg;
+    assert_int_equal(c->lim.request_timeout_ms, 0);
+    assert_int_equal(c->lim.response_timeout_ms, 120000);
+    assert_int_equal(c->lim.http_idle_timeout_ms, 60000);
+    assert_int_equal(c->lim.max_request_body, 10 * 1024 * 1024);
+    const struct rc_route *poll = &c->routing.routes[0], *ws = &c->routing.routes[1];
+    assert_int_equal(poll->lim.response_timeout_ms, 300000);
+    assert_int_equal(poll->lim.http_idle_timeout_ms, 10000);
+    assert_int_equal(poll->lim.max_request_body, 1024);
+    assert_int_equal(poll->lim.request_timeout_ms, 0); /* the core value */
+    assert_false(poll->websocket_only);
+    assert_true(ws->websocket_only);
+    assert_int_equal(ws->lim.request_timeout_ms, 30000);
+    assert_int_equal(ws->lim.response_timeout_ms, 120000);
+    assert_int_equal(poll->splits[0].up->http_pool_max_idle, 4);
+    assert_int_equal(poll->splits[0].up->http_pool_idle_ms, 5000);
+    assert_int_equal(ws->splits[0].up->http_pool_max_idle, 32);
+    assert_int_equal(ws->splits[0].up->http_pool_idle_ms, 60000);
+    loaded_free(&l);
+
+    expect_errors(
+        "listen: 127.0.0.1:8080\n"
+        "response_timeout: off\n"
+        "upstreams:\n"
+        "  app:\n"
+        "    backends: [ws://127.0.0.1:9000]\n"
+        "    http_pool: {max_idle: lots, idle_timeout: 0s, size: 3}\n"
+        "  b: {backends: [ws://127.0.0.1:9001], http_pool: 32}\n"
+        "routes:\n"
+        "  - {upstream: app, websocket_only: maybe, max_request_body: -1}\n",
+        "wsgate.yaml:2:19: response_timeout: expected a duration greater than 0 (this "
+        "timeout cannot be off), got \"off\"\n"
+        "wsgate.yaml:6:27: max_idle: expected an integer from 0 to 10000, got \"lots\"\n"
+        "wsgate.yaml:6:47: idle_timeout: expected a duration greater than 0 (this timeout "
+        "cannot be off), got \"0s\"\n"
+        "wsgate.yaml:6:51: unknown key \"size\" in http_pool (expected one of: max_idle, "
+        "idle_timeout)\n"
+        "wsgate.yaml:7:51: http_pool: expected a mapping such as {max_idle: 32, "
+        "idle_timeout: 60s}, got \"32\"\n"
+        "wsgate.yaml:9:37: websocket_only: expected true or false, got \"maybe\"\n"
+        "wsgate.yaml:9:62: max_request_body: expected a size such as 64KiB or 16MiB, got "
+        "\"-1\"\n");
 }
 
 static void test_anchor_and_alias(void **state)
@@ -839,8 +906,9 @@ static void test_route_errors(void **state)
                   ".0.0.1:0\"\n"
                   "wsgate.yaml:9:5: unknown key \"weight\" in a route (the short form: path and bac"
                   "kend) (expected one of: connect_timeout, close_timeout, ping_interval, pong_time"
-                  "out, idle_timeout, max_stall, max_frame_size, max_message_size, validate_utf8, p"
-                  "ath, backend)\n"
+                  "out, idle_timeout, max_stall, max_frame_size, max_message_size, validate_utf8, r"
+                  "equest_timeout, response_timeout, http_idle_timeout, max_request_body, path, bac"
+                  "kend, websocket_only)\n"
                   "wsgate.yaml:10:5: routes: each route must be a mapping, got \"just a string\"\n"
                   "wsgate.yaml:11:5: missing required key \"path\" in a route (the short form: path"
                   " and backend)\n"
@@ -918,7 +986,9 @@ static void test_route_sections_errors(void **state)
         "r off, got \"5\"\n"
         "wsgate.yaml:25:22: unknown key \"colour\" in a route (expected one of: connect_t"
         "imeout, close_timeout, ping_interval, pong_timeout, idle_timeout, max_stall, max"
-        "_frame_size, max_message_size, validate_utf8, match, upstream, split, rewrite)\n");
+        "_frame_size, max_message_size, validate_utf8, request_timeout, response_timeout,"
+        " http_idle_timeout, max_request_body, match, upstream, split, rewrite, websocket_"
+        "only)\n");
 }
 
 static void test_many_errors_one_run(void **state)
@@ -1029,6 +1099,7 @@ int main(void)
         cmocka_unit_test(test_full_valid_file),
         cmocka_unit_test(test_workers_auto_and_off),
         cmocka_unit_test(test_max_stall_values),
+        cmocka_unit_test(test_http_keys),
         cmocka_unit_test(test_anchor_and_alias),
         cmocka_unit_test(test_error_examples),
         cmocka_unit_test(test_missing_required),
