@@ -35,6 +35,13 @@ int loop_add(struct loop *l, struct io *io, uint32_t events)
     return epoll_ctl(l->epfd, EPOLL_CTL_ADD, io->fd, &ev) < 0 ? ERR_SYS : 0;
 }
 
+int loop_mod(struct loop *l, struct io *io, uint32_t events)
+{
+    struct epoll_event ev = {.events = events | EPOLLET, .data.ptr = io};
+
+    return epoll_ctl(l->epfd, EPOLL_CTL_MOD, io->fd, &ev) < 0 ? ERR_SYS : 0;
+}
+
 void loop_defer(struct loop *l, struct defer *d, defer_cb cb)
 {
     if (d->queued)

@@ -43,6 +43,10 @@ void loop_destroy(struct loop *l);
  * ERR_SYS. */
 int loop_add(struct loop *l, struct io *io, uint32_t events);
 
+/* Hand an fd already watched to another io (same fd: io->fd), with
+ * `events`; its next events go to io->cb. Returns 0 or ERR_SYS. */
+int loop_mod(struct loop *l, struct io *io, uint32_t events);
+
 /* Queue d to run after the current pass (once, however often queued). */
 void loop_defer(struct loop *l, struct defer *d, defer_cb cb);
 

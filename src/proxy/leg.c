@@ -3,6 +3,7 @@
  * both the handshake (upgrade.c) and the relay (relay.c). */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -25,6 +26,23 @@ void leg_set_pre(struct leg *l, char *bytes, size_t len)
     l->pre = (uint8_t *)bytes;
     l->pre_len = (uint32_t)len;
     l->pre_off = 0;
+}
+
+int leg_append_pre(struct leg *l, const char *bytes, size_t len)
+{
+    size_t keep = l->pre ? l->pre_len - l->pre_off : 0;
+    uint8_t *p = malloc(keep + len);
+
+    if (!p)
+        return ERR_NOMEM;
+    if (keep)
+        memcpy(p, l->pre + l->pre_off, keep);
+    memcpy(p + keep, bytes, len);
+    free(l->pre);
+    l->pre = p;
+    l->pre_len = (uint32_t)(keep + len);
+    l->pre_off = 0;
+    return 0;
 }
 
 int leg_write_pre(struct leg *l)
@@ -77,4 +95,61 @@ void leg_close(struct leg *l)
     leg_drop_queue(l);
     free(l->pre);
     l->pre = NULL;
+}
+
+/* A buffer with room at the tail of src's queue, or NULL (out of memory). */
+struct buf *leg_rx_buf(struct leg *src)
+{
+    struct buf_pool *pool = &src->s->w->pool;
+    struct buf *b = src->tail, *nb;
+
+    if (b && b->wpos < BUF_DATA)
+        return b;
+    nb = buf_get(pool);
+    if (!nb)
+        return NULL;
+    if (b) {
+        /* Keep a partial header or control frame contiguous. */
+        uint32_t left = b->wpos - b->ppos;
+        memcpy(nb->data, b->data + b->ppos, left);
+        nb->wpos = left;
+        b->wpos = b->ppos;
+        if (b->rpos == b->ppos) {
+            /* b is fully written, so it is also the head. */
+            src->head = src->tail = NULL;
+            buf_put(pool, b);
+        }
+    } else if (src->nfrag) {
+        memcpy(nb->data, src->frag, src->nfrag);
+        nb->wpos = src->nfrag;
+        src->nfrag = 0;
+    }
+    if (src->tail)
+        src->tail->next = nb;
+    else
+        src->head = nb;
+    src->tail = nb;
+    return nb;
+}
+
+/* Release fully written buffers; an idle leg keeps none. */
+void leg_trim(struct leg *src)
+{
+    struct buf_pool *pool = &src->s->w->pool;
+
+    while (src->head && src->head->rpos == src->head->ppos) {
+        struct buf *b = src->head;
+        uint32_t left = b->wpos - b->ppos;
+        if (b != src->tail) {
+            src->head = b->next;
+            buf_put(pool, b);
+            continue;
+        }
+        if (left > sizeof(src->frag))
+            break;
+        memcpy(src->frag, b->data + b->ppos, left);
+        src->nfrag = (uint8_t)left;
+        src->head = src->tail = NULL;
+        buf_put(pool, b);
+    }
 }

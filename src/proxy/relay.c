@@ -448,63 +448,6 @@ static int ingest(struct leg *src, struct buf *b)
     return rc;
 }
 
-/* A buffer with room at the tail of src's queue, or NULL (out of memory). */
-static struct buf *rx_buf(struct leg *src)
-{
-    struct buf_pool *pool = &src->s->w->pool;
-    struct buf *b = src->tail, *nb;
-
-    if (b && b->wpos < BUF_DATA)
-        return b;
-    nb = buf_get(pool);
-    if (!nb)
-        return NULL;
-    if (b) {
-        /* Keep a partial header or control frame contiguous. */
-        uint32_t left = b->wpos - b->ppos;
-        memcpy(nb->data, b->data + b->ppos, left);
-        nb->wpos = left;
-        b->wpos = b->ppos;
-        if (b->rpos == b->ppos) {
-            /* b is fully written, so it is also the head. */
-            src->head = src->tail = NULL;
-            buf_put(pool, b);
-        }
-    } else if (src->nfrag) {
-        memcpy(nb->data, src->frag, src->nfrag);
-        nb->wpos = src->nfrag;
-        src->nfrag = 0;
-    }
-    if (src->tail)
-        src->tail->next = nb;
-    else
-        src->head = nb;
-    src->tail = nb;
-    return nb;
-}
-
-/* Release fully written buffers; an idle leg keeps none. */
-static void trim(struct leg *src)
-{
-    struct buf_pool *pool = &src->s->w->pool;
-
-    while (src->head && src->head->rpos == src->head->ppos) {
-        struct buf *b = src->head;
-        uint32_t left = b->wpos - b->ppos;
-        if (b != src->tail) {
-            src->head = b->next;
-            buf_put(pool, b);
-            continue;
-        }
-        if (left > sizeof(src->frag))
-            break;
-        memcpy(src->frag, b->data + b->ppos, left);
-        src->nfrag = (uint8_t)left;
-        src->head = src->tail = NULL;
-        buf_put(pool, b);
-    }
-}
-
 /* Read from src while allowed, parse, and pass the frames on. */
 static void read_some(struct leg *src)
 {
@@ -523,7 +466,7 @@ static void read_some(struct leg *src)
             hold(src);
             return;
         }
-        b = rx_buf(src);
+        b = leg_rx_buf(src);
         if (!b) {
             if (!s->err)
                 s->err = ERR_NOMEM;
@@ -556,7 +499,7 @@ static void read_some(struct leg *src)
             src->readable = false;
         rc = ingest(src, b);
         if (!src->forward)
-            trim(src);
+            leg_trim(src);
         if (rc < 0) {
             proto_fail(src, rc);
             return;
@@ -714,7 +657,7 @@ static void flush(struct leg *dst)
                 b->rpos += (uint32_t)take;
                 left -= take;
             }
-            trim(src);
+            leg_trim(src);
         }
         if ((size_t)n < total) {
             dst->writable = false;
@@ -985,7 +928,7 @@ void relay_shutdown(struct session *s)
 static int preload(struct leg *l, const char *p, size_t n)
 {
     while (n > 0) {
-        struct buf *b = rx_buf(l);
+        struct buf *b = leg_rx_buf(l);
         size_t take;
         int rc;
         if (!b)

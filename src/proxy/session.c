@@ -25,6 +25,11 @@ static void log_access(struct session *s)
      * check) is noise at info level, as HAProxy's dontlognull has it. */
     enum log_sev sev = s->status == 0 && s->req_len == 0 ? LOG_DEBUG : LOG_INFO;
 
+    /* A connection that carried plain requests has a line for each; it
+     * needs one of its own only if it also upgraded. */
+    if (s->nrequests > 0 && s->status != 101)
+        sev = LOG_DEBUG;
+
     if (!log_begin(&l, sev, "access"))
         return;
     log_str(&l, "client", s->client);
@@ -108,6 +113,10 @@ static void on_event(struct io *io, uint32_t events)
         return;
     if (s->st == SESS_ST_RELAY)
         relay_event(l, events);
+    else if (s->st == SESS_ST_HTTP)
+        http_event(s, l, events);
+    else if (s->kept && l == &s->b)
+        http_kept_event(s, events);
     else
         handshake_event(s, l, events);
     after_step(s);
@@ -121,6 +130,8 @@ static void on_timer(struct timer *t)
         return;
     if (s->st == SESS_ST_RELAY)
         relay_timer(s);
+    else if (s->st == SESS_ST_HTTP)
+        http_timer(s);
     else
         handshake_timer(s);
     after_step(s);
@@ -177,6 +188,8 @@ void session_shutdown(struct session *s)
         return;
     if (s->st == SESS_ST_RELAY)
         relay_shutdown(s);
+    else if (s->st == SESS_ST_HTTP)
+        http_shutdown(s);
     else
         handshake_shutdown(s);
     after_step(s);

@@ -29,6 +29,15 @@
 struct session;
 struct proxy;
 struct health;
+struct http_x;
+struct pool_slot;
+
+/* pool.c: idle backend connections per upstream and backend */
+struct http_pool {
+    struct pool_slot **slots; /* slots[upstream][backend] */
+    size_t *nb;               /* backends per upstream */
+    size_t n;                 /* upstreams */
+};
 
 struct worker {
     struct loop loop;
@@ -49,6 +58,7 @@ struct worker {
     struct timer accept_retry;   /* accepting again after EMFILE/ENFILE/ENOBUFS */
     struct http_header *scratch; /* max_headers entries for parsing a head */
     struct route_worker router;  /* this worker's balancer state */
+    struct http_pool http_pool;  /* kept-alive backend connections for plain HTTP */
     char *head_in;               /* max_header_size bytes: a head's bytes are read here first */
     pthread_t thread;
     unsigned id;
@@ -71,6 +81,7 @@ enum sess_state {
     SESS_ST_BODY,     /* reading a backend's non-101 response body to relay it */
     SESS_ST_RESPOND,  /* writing an HTTP response to the client, then linger and close */
     SESS_ST_LINGER,   /* response sent, write side shut, draining the client until EOF */
+    SESS_ST_HTTP,     /* a plain HTTP request and its response (http.c) */
     SESS_ST_UPGRADED, /* both handshakes done: the dispatcher starts the relay */
     SESS_ST_RELAY,    /* WebSocket relay, including the closing handshake */
     SESS_ST_END,      /* a step ended the session: the dispatcher finishes it */
@@ -200,6 +211,13 @@ struct session {
     const char *query; /* after '?' in the request-target, or NULL */
     size_t query_len;
     uint64_t hs_deadline; /* ms: retries must fit before this */
+    struct http_x *hx;    /* the plain HTTP exchange under way, or NULL */
+    unsigned nrequests;   /* plain HTTP requests answered on this connection */
+    /* Between plain requests: the last backend connection, idle and still
+     * in s->b (its fd watched as before), for the next request to the same
+     * backend; NULL when none is kept. */
+    const struct rc_backend *kept;
+    size_t kept_upstream; /* the upstream index it belongs to */
     char *hs;             /* the backend's response head (+ any early frames) */
     size_t hs_cap;        /* bytes allocated for hs */
     size_t hs_len;        /* bytes in hs */
@@ -246,6 +264,45 @@ void handshake_shutdown(struct session *s);
 /* Free what only the handshake needed (heads, headers, body). */
 void handshake_free(struct session *s);
 
+/* Shared with http.c (plain requests on the same routes). */
+/* Pick a backend for this session's upstream (sticky cookie, balancer),
+ * count it as tried and held; rq receives the request's routing view.
+ * Returns its index, or -1 when none can take a connection. */
+int handshake_choose(struct session *s, struct route_req *rq);
+/* Keep the client's X-Request-Id (when usable) or make one. */
+void handshake_request_id(struct session *s, struct http_span given);
+/* Append bytes to the backend response head being collected. */
+int session_head_append(struct session *s, const char *in, size_t n, size_t max);
+/* Read the next request of a kept-alive client connection; `more`: bytes
+ * of it that were set aside (borrowed for the call). */
+void handshake_next_request(struct session *s, const char *more, size_t more_len);
+/* Answer with an error status, then close the client connection. */
+void http_respond_error(struct session *s, int status, int err);
+/* The last response is written: half-close and drain the client. */
+void http_close_client(struct session *s);
+
+/* http.c: plain HTTP requests */
+void http_begin(struct session *s);
+void http_event(struct session *s, struct leg *l, uint32_t events);
+void http_timer(struct session *s);
+/* wsgate is stopping: finish the exchange, then close the connection. */
+void http_shutdown(struct session *s);
+/* Give up the backend connection kept between requests: into the pool
+ * (reuse) or closed. */
+void http_release_kept(struct session *s, bool reuse);
+/* An event on the kept connection between requests: it is closed. */
+void http_kept_event(struct session *s, uint32_t events);
+void http_free(struct session *s);
+
+/* pool.c */
+int http_pool_init(struct http_pool *p, const struct route_conf *rc);
+void http_pool_free(struct http_pool *p);
+/* An idle connection to backend bi of upstream ui (its fd, still watched:
+ * hand it over with loop_mod), or -1. */
+int http_pool_take(struct worker *w, size_t ui, size_t bi);
+/* Keep fd for reuse; false (fd not taken) when the pool is full. */
+bool http_pool_put(struct worker *w, size_t ui, size_t bi, int fd, const struct rc_upstream *up);
+
 /* relay.c: frames both ways once the 101 is sent. Each may set
  * SESS_ST_END. client_extra/backend_extra: bytes that came after each
  * head (borrowed for the call). */
@@ -259,6 +316,8 @@ void relay_shutdown(struct session *s);
 void leg_init(struct session *s, struct leg *l, bool is_client, io_cb cb);
 /* Queue bytes wsgate writes to l before anything else (taken: malloc'd). */
 void leg_set_pre(struct leg *l, char *bytes, size_t len);
+/* Append a copy of bytes to l's pre bytes. Returns 0 or ERR_NOMEM. */
+int leg_append_pre(struct leg *l, const char *bytes, size_t len);
 /* Write l->pre from pre_off. Returns 1 when all is written (pre freed), 0 on
  * EAGAIN, ERR_SYS when the peer is gone. */
 int leg_write_pre(struct leg *l);
@@ -269,5 +328,11 @@ void leg_shut(struct leg *l);
 void leg_drop_queue(struct leg *l);
 /* Close a leg for good: leg_shut, leg_drop_queue, and its handshake bytes. */
 void leg_close(struct leg *l);
+/* A buffer with room at the tail of l's rx queue (a new one keeps the
+ * unparsed tail of the last one contiguous), or NULL when out of memory. */
+struct buf *leg_rx_buf(struct leg *l);
+/* Give back fully written buffers of l's rx queue; an idle leg keeps none
+ * (an unparsed tail of at most 139 bytes is parked in l->frag). */
+void leg_trim(struct leg *l);
 
 #endif

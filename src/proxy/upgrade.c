@@ -31,6 +31,7 @@ static void set_deadline(struct session *s, uint64_t at)
 }
 
 static void respond(struct session *s, int status, int err, const char *detail, const char *extra);
+static void read_request(struct session *s);
 
 void handshake_start(struct session *s, bool overloaded)
 {
@@ -115,6 +116,21 @@ static void fail(struct session *s, int err)
     respond(s, err_http_status(err), err, err_str(err), NULL);
 }
 
+void http_respond_error(struct session *s, int status, int err)
+{
+    s->st = SESS_ST_REQUEST; /* an error response ends the client connection */
+    respond(s, status, err, err_str(err), NULL);
+}
+
+void http_close_client(struct session *s)
+{
+    /* Everything is written: half-close and drain, as after an error. */
+    shutdown(s->c.io.fd, SHUT_WR);
+    s->st = SESS_ST_LINGER;
+    set_deadline(s, s->w->loop.now + LINGER_MAX_MS);
+    linger_read(s);
+}
+
 static bool valid_request_id(struct http_span v)
 {
     if (v.n == 0 || v.n > REQUEST_ID_MAX)
@@ -127,7 +143,7 @@ static bool valid_request_id(struct http_span v)
     return true;
 }
 
-static void make_request_id(struct session *s, struct http_span given)
+void handshake_request_id(struct session *s, struct http_span given)
 {
     static const char hex[] = "0123456789abcdef";
     uint8_t r[16];
@@ -267,28 +283,20 @@ static int sticky_backend(struct session *s, const struct rc_upstream *up)
 
 static void backend_failed(struct session *s, int err);
 
-/* Connect to the next backend of the upstream and prepare our upgrade
- * request for it. Called for the first attempt and for each retry. */
-static void attempt(struct session *s)
+int handshake_choose(struct session *s, struct route_req *rq)
 {
     const struct rc_upstream *up = s->upstream;
-    struct route_req rq;
-    struct hs_upstream hu;
     struct http_span key = {0};
-    char ip[64], wskey[HS_KEY_LEN + 1], rnd[8];
-    uint8_t nonce[16];
-    size_t cap, tcap;
-    char *out, *target;
-    int rc, fd, bi = -1, tlen;
-    uint64_t timeout;
+    char rnd[8];
+    int bi = -1;
 
-    route_request(s, &rq);
+    route_request(s, rq);
     if (s->attempts == 0)
         bi = sticky_backend(s, up);
     if (bi >= 0) {
         s->sticky_hit = true;
     } else {
-        if (up->balance == LB_HASH && !hash_key(s, up, &rq, &key)) {
+        if (up->balance == LB_HASH && !hash_key(s, up, rq, &key)) {
             /* No key in this request: any backend will do. */
             rng_bytes(&s->w->rng, rnd, sizeof(rnd));
             key.p = rnd;
@@ -297,16 +305,35 @@ static void attempt(struct session *s)
         bi = route_pick_backend(&s->w->router, s->upstream_index, up, key.p, key.n, s->tried,
                                 s->attempts, s->w->loop.now, &s->w->rng);
     }
-    if (bi < 0) {
-        /* Every backend is down, ejected, draining or full. */
-        s->err = s->attempts ? s->err : ERR_NO_BACKEND;
-        respond(s, 503, ERR_NO_BACKEND, err_str(ERR_NO_BACKEND), "Retry-After: 5\r\n");
-        return;
-    }
+    if (bi < 0 || s->attempts >= sizeof(s->tried) / sizeof(s->tried[0]))
+        return -1;
     s->backend = &up->backends[bi];
     s->tried[s->attempts++] = (uint32_t)bi;
     route_backend_acquire(s->backend);
     s->backend_held = true;
+    return bi;
+}
+
+/* Connect to the next backend of the upstream and prepare our upgrade
+ * request for it. Called for the first attempt and for each retry. */
+static void attempt(struct session *s)
+{
+    const struct rc_upstream *up = s->upstream;
+    struct route_req rq;
+    struct hs_upstream hu;
+    char ip[64], wskey[HS_KEY_LEN + 1];
+    uint8_t nonce[16];
+    size_t cap, tcap;
+    char *out, *target;
+    int rc, fd, bi = -1, tlen;
+    uint64_t timeout;
+
+    bi = handshake_choose(s, &rq);
+    if (bi < 0) {
+        /* Every backend is down, ejected, draining or full. */
+        respond(s, 503, ERR_NO_BACKEND, err_str(ERR_NO_BACKEND), "Retry-After: 5\r\n");
+        return;
+    }
 
     rng_bytes(&s->w->rng, nonce, sizeof(nonce));
     hs_make_key(nonce, wskey);
@@ -405,13 +432,6 @@ static void request_ready(struct session *s)
         s->path[plen] = '\0';
     }
 
-    rc = hs_check_request(&s->req, &s->info);
-    if (rc < 0) {
-        fail(s, rc);
-        return;
-    }
-    make_request_id(s, s->info.request_id);
-
     /* Match and forward the normalized path; the query stays as sent. */
     q = memchr(target, '?', tn);
     pn = q ? (size_t)(q - target) : tn;
@@ -439,7 +459,26 @@ static void request_ready(struct session *s)
     s->lim = &s->route->lim;
     s->upstream = route_pick_upstream(s->route, &s->w->rng);
     s->upstream_index = (size_t)(s->upstream - cfg->routing.upstreams);
-    s->hs_deadline = s->start_ms + cfg->handshake_timeout_ms;
+    s->hs_deadline = s->w->loop.now + cfg->handshake_timeout_ms;
+    if (!http_has_token(s->req.headers, s->req.nheaders, "Upgrade", "websocket")) {
+        /* Not an upgrade: a plain request, unless the route only takes
+         * WebSockets (426, as before plain HTTP was proxied). */
+        if (s->route->websocket_only) {
+            fail(s, ERR_HS_NOT_UPGRADE);
+            return;
+        }
+        http_begin(s);
+        return;
+    }
+    /* An upgrade opens its own backend connection: one kept from plain
+     * requests goes to the pool. */
+    http_release_kept(s, true);
+    rc = hs_check_request(&s->req, &s->info);
+    if (rc < 0) {
+        fail(s, rc);
+        return;
+    }
+    handshake_request_id(s, s->info.request_id);
     attempt(s);
 }
 
@@ -464,10 +503,67 @@ static int head_append(char **head, size_t *len, size_t *cap, const char *in, si
     return 0;
 }
 
+int session_head_append(struct session *s, const char *in, size_t n, size_t max)
+{
+    return head_append(&s->hs, &s->hs_len, &s->hs_cap, in, n, max);
+}
+
+void handshake_next_request(struct session *s, const char *more, size_t more_len)
+{
+    const struct leg *c = &s->c;
+    char *next = NULL;
+    size_t len = 0, cap = 0, max = s->cfg->max_header_size + BUF_DATA + more_len;
+    int rc = 0;
+
+    /* What followed the last body on this connection starts the next
+     * request: the unparsed tail of the client's queue, then `more`. */
+    if (c->tail)
+        rc = head_append(&next, &len, &cap, (const char *)c->tail->data + c->tail->ppos,
+                         c->tail->wpos - c->tail->ppos, max);
+    else if (c->nfrag)
+        rc = head_append(&next, &len, &cap, (const char *)c->frag, c->nfrag, max);
+    if (rc == 0 && more_len)
+        rc = head_append(&next, &len, &cap, more, more_len, max);
+    leg_drop_queue(&s->c);
+    handshake_free(s);
+    if (s->path && s->path != s->path_short)
+        objpool_put(&s->w->paths, s->path);
+    s->path = NULL;
+    s->route = NULL;
+    s->upstream = NULL;
+    s->backend = NULL;
+    s->attempts = 0;
+    s->sticky_hit = false;
+    s->query = NULL;
+    s->query_len = 0;
+    /* s->lim stays the last route's: its http_idle_timeout and
+     * request_timeout apply until the next request is routed. */
+    s->err = 0;
+    s->req_head = next;
+    s->req_len = len;
+    s->req_cap = cap;
+    s->req_head_len = 0;
+    s->hs_scan = 0;
+    s->st = SESS_ST_REQUEST;
+    if (rc < 0) {
+        fail(s, ERR_NOMEM);
+        return;
+    }
+    set_deadline(s, s->w->loop.now + (len > 0 && s->lim->request_timeout_ms
+                                          ? s->lim->request_timeout_ms
+                                          : s->lim->http_idle_timeout_ms));
+    /* The next request may be in the socket already (its edge came while
+     * this exchange ran, or the last read did not empty the socket); else
+     * its EPOLLIN will come. */
+    if (len > 0 || s->c.readable || s->c.rdhup)
+        read_request(s);
+}
+
 void handshake_free(struct session *s)
 {
     free(s->npath);
     s->npath = NULL;
+    http_free(s);
     free(s->req_head);
     free(s->hs);
     s->req_head = s->hs = NULL;
@@ -478,6 +574,8 @@ void handshake_free(struct session *s)
     s->body = NULL;
 }
 
+static void request_parsed(struct session *s, int rc);
+
 static void read_request(struct session *s)
 {
     struct http_limits lim;
@@ -485,22 +583,38 @@ static void read_request(struct session *s)
     int rc;
 
     limits(s, &lim);
+    /* Bytes that followed the last request on a kept-alive connection may
+     * already hold the next head. */
+    if (s->req_len > 0 && s->req_head_len == 0) {
+        s->req.headers = s->w->scratch;
+        rc = http_parse_request(s->req_head, s->req_len, &lim, &s->req, &s->hs_scan);
+        if (rc != ERR_AGAIN) {
+            request_parsed(s, rc);
+            return;
+        }
+    }
     for (;;) {
-        size_t room = lim.max_head - s->req_len;
+        size_t room;
         ssize_t n;
 
-        if (room == 0) {
+        /* (Pipelined bytes kept from a kept-alive connection may already
+         * pass the limit.) */
+        if (s->req_len >= lim.max_head) {
             fail(s, ERR_HTTP_HEAD_TOO_BIG);
             return;
         }
+        room = lim.max_head - s->req_len;
         n = read(s->c.io.fd, in, room);
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && errno == EAGAIN)
+        if (n < 0 && errno == EAGAIN) {
+            s->c.readable = false;
             return;
+        }
         if (n <= 0) {
-            /* Gone before finishing its request: nothing to answer. */
-            s->err = ERR_CLIENT_CLOSED;
+            /* Gone before finishing its request: nothing to answer. A
+             * kept-alive client closing between requests is no error. */
+            s->err = s->nrequests > 0 && s->req_len == 0 ? 0 : ERR_CLIENT_CLOSED;
             s->closed_by = CLOSED_BY_CLIENT;
             session_end(s);
             return;
@@ -510,6 +624,13 @@ static void read_request(struct session *s)
             session_end(s);
             return;
         }
+        /* A short read emptied the socket: more bytes (a body, the next
+         * request) come with a new EPOLLIN. */
+        s->c.readable = (size_t)n == room || s->c.rdhup;
+        /* The next request on a kept-alive connection has begun: its head
+         * must now be complete within request_timeout. */
+        if (s->nrequests > 0 && s->req_len == (size_t)n && s->lim->request_timeout_ms)
+            set_deadline(s, s->w->loop.now + s->lim->request_timeout_ms);
         s->req.headers = s->w->scratch;
         rc = http_parse_request(s->req_head, s->req_len, &lim, &s->req, &s->hs_scan);
         /* A short read emptied the socket: the next bytes come with a new
@@ -518,24 +639,35 @@ static void read_request(struct session *s)
             return;
         if (rc == ERR_AGAIN)
             continue;
-        if (rc < 0) {
-            fail(s, rc);
-            return;
-        }
-        s->req_head_len = (size_t)rc;
-        /* Keep only the headers this request has; the scratch array is
-         * reused by the next head parsed on this worker. */
-        s->req_hdrs = malloc(sizeof(*s->req_hdrs) * (s->req.nheaders ? s->req.nheaders : 1));
-        if (!s->req_hdrs) {
-            fail(s, ERR_NOMEM);
-            return;
-        }
-        memcpy(s->req_hdrs, s->req.headers, sizeof(*s->req_hdrs) * s->req.nheaders);
-        s->req.headers = s->req_hdrs;
-        s->hs_scan = 0;
-        request_ready(s);
+        request_parsed(s, rc);
         return;
     }
+}
+
+/* A complete head (rc: its length) or a parse error. */
+static void request_parsed(struct session *s, int rc)
+{
+    if (rc < 0) {
+        /* A TLS ClientHello (a handshake record, version 3.x) on this plain
+         * listener is a misconfigured client, not a malformed request. */
+        if (s->req_len >= 3 && (uint8_t)s->req_head[0] == 0x16 && (uint8_t)s->req_head[1] == 0x03 &&
+            (uint8_t)s->req_head[2] <= 0x04)
+            rc = ERR_TLS_ON_PLAIN;
+        fail(s, rc);
+        return;
+    }
+    s->req_head_len = (size_t)rc;
+    /* Keep only the headers this request has; the scratch array is
+     * reused by the next head parsed on this worker. */
+    s->req_hdrs = malloc(sizeof(*s->req_hdrs) * (s->req.nheaders ? s->req.nheaders : 1));
+    if (!s->req_hdrs) {
+        fail(s, ERR_NOMEM);
+        return;
+    }
+    memcpy(s->req_hdrs, s->req.headers, sizeof(*s->req_hdrs) * s->req.nheaders);
+    s->req.headers = s->req_hdrs;
+    s->hs_scan = 0;
+    request_ready(s);
 }
 
 static void relay_error_response(struct session *s)
@@ -707,9 +839,9 @@ static void response_ready(struct session *s, struct http_response *resp, size_t
         extra = cookie;
     i = http_header_next(s->req.headers, s->req.nheaders, "Sec-WebSocket-Key", &from);
     key = s->req.headers[i].value;
-    cap = 256 + proto.n + (extra ? strlen(extra) : 0);
+    cap = 256 + proto.n + head_len + (extra ? strlen(extra) : 0);
     out = malloc(cap);
-    if (!out || (rc = hs_build_101(out, cap, key, proto, extra)) < 0) {
+    if (!out || (rc = hs_build_101_from(out, cap, key, proto, resp, extra)) < 0) {
         free(out);
         fail(s, ERR_NOMEM);
         return;
@@ -838,7 +970,14 @@ void handshake_timer(struct session *s)
 {
     switch (s->st) {
     case SESS_ST_REQUEST:
-        fail(s, ERR_HANDSHAKE_TIMEOUT);
+        if (s->nrequests > 0 && s->req_len == 0) {
+            /* A kept-alive connection idle for http_idle_timeout: closed
+             * quietly, as a 408 could cross a request on its way. */
+            s->closed_by = CLOSED_BY_PROXY;
+            session_end(s);
+        } else {
+            fail(s, s->nrequests > 0 ? ERR_HTTP_TIMEOUT : ERR_HANDSHAKE_TIMEOUT);
+        }
         break;
     case SESS_ST_CONNECT:
     case SESS_ST_UPGRADE:
@@ -858,6 +997,12 @@ void handshake_timer(struct session *s)
 
 void handshake_shutdown(struct session *s)
 {
+    if (s->st == SESS_ST_REQUEST && s->nrequests > 0 && s->req_len == 0) {
+        /* A kept-alive connection between requests: closed quietly. */
+        s->closed_by = CLOSED_BY_PROXY;
+        session_end(s);
+        return;
+    }
     if (s->st == SESS_ST_REQUEST || s->st == SESS_ST_CONNECT || s->st == SESS_ST_UPGRADE)
         respond(s, 503, ERR_SHUTDOWN, err_str(ERR_SHUTDOWN), NULL);
 }

@@ -136,7 +136,8 @@ static int worker_init(struct worker *w, struct proxy *p, unsigned id, int liste
     objpool_init(&w->paths, PATH_LOG_MAX + 1);
     w->scratch = malloc(sizeof(*w->scratch) * p->cfg->max_headers);
     w->head_in = malloc(p->cfg->max_header_size);
-    if (!w->scratch || !w->head_in || route_worker_init(&w->router, &p->cfg->routing) < 0)
+    if (!w->scratch || !w->head_in || route_worker_init(&w->router, &p->cfg->routing) < 0 ||
+        http_pool_init(&w->http_pool, &p->cfg->routing) < 0)
         return ERR_NOMEM;
     timer_init(&w->drain_timer, drain_expired);
     timer_init(&w->trim_timer, trim_memory);
@@ -163,6 +164,7 @@ static void worker_destroy(struct worker *w)
     free(w->scratch);
     free(w->head_in);
     route_worker_free(&w->router);
+    http_pool_free(&w->http_pool);
 }
 
 static void set_port(struct sockaddr_storage *ss, unsigned port)

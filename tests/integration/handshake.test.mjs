@@ -25,7 +25,9 @@ before(async () => {
             handshake_timeout: '300ms',
             max_header_size: '4KiB',
             max_headers: 20,
-            routes: [{ path: '/ws', backend: be.url }],
+            // The rejections below are the WebSocket path's: plain
+            // requests are refused (426) rather than proxied on this route.
+            routes: [{ path: '/ws', backend: be.url, websocket_only: true }],
         }),
     });
 });
