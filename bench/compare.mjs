@@ -8,6 +8,8 @@
 //   node bench/compare.mjs            (make bench-compare)
 //   ROUNDS=1 DURATION=2 IDLE_CONNS=2000 FANOUT_CONNS=2000 FANOUT_SECONDS=10 \
 //     node bench/compare.mjs          (a quick look)
+//   PARTS=http node bench/compare.mjs (only some parts: ws, http, idle,
+//                                      fanout, unpinned)
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
@@ -40,6 +42,9 @@ const FANOUT_TARGETS = ['direct', 'wsgate', 'nginx', 'nginx64k', 'haproxy'];
 // Fixed-load efficiency: an open-loop run at this rate (64 connections).
 const RATE_EFF = +(env.RATE_EFF || 50000);
 const RATE_LAT = 10000; // the latency workload's rate
+// Which parts run (all by default): ws (small, bulk, latency, fixed load,
+// churn), http, idle, fanout, unpinned. E.g. PARTS=http for the HTTP rows.
+const PARTS = new Set((env.PARTS || 'ws,http,idle,fanout,unpinned').split(','));
 // The rules that make a run count (the issue's): a proxied small run
 // measures the proxy only when the direct path is at least SMALL_HEADROOM
 // times faster and the proxy keeps its core at least SMALL_BUSY % busy; a
@@ -271,6 +276,23 @@ const WORKLOADS = {
   churn: (url) => ['--url', url, '-c', '16', '--churn', '-s', '32', '-d', String(DURATION), '-w', String(WARMUP)],
 };
 
+// Plain HTTP: wrk (an independent client) keeps HTTP_CONNS connections
+// alive, one request in flight on each, and GETs a body of each size that
+// wsecho serves (/?size=N). Every target relays to the same wsecho.
+const HTTP_SIZES = [1024, 65536];
+const HTTP_CONNS = 64;
+function wrk(url, seconds) {
+  const r = spawnSync('taskset', ['-c', '1', 'wrk', '-t1', '-c', String(HTTP_CONNS), '-d', `${seconds}s`, url],
+    { encoding: 'utf8', timeout: (seconds + 60) * 1000 });
+  if (r.status !== 0) throw new Error(`wrk ${url} failed (${r.status}): ${r.stderr}`);
+  const rps = /Requests\/sec:\s+([\d.]+)/.exec(r.stdout);
+  if (!rps) throw new Error(`wrk ${url}: no Requests/sec in ${r.stdout}`);
+  const non2xx = +(/Non-2xx or 3xx responses: (\d+)/.exec(r.stdout)?.[1] ?? 0);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(r.stdout);
+  const errors = non2xx + (sock ? sock.slice(1).reduce((a, v) => a + +v, 0) : 0);
+  return { rps: +rps[1], errors, text: r.stdout };
+}
+
 function exited(p) {
   return new Promise((res) => {
     if (p.exitCode !== null || p.signalCode !== null) res({ code: p.exitCode, signal: p.signalCode });
@@ -352,7 +374,7 @@ async function main() {
   for (let round = 1; round <= ROUNDS; round++) {
     // Rotate the order each round so no target always runs first.
     const order = names.map((_, i) => names[(i + round - 1) % names.length]);
-    for (const wl of ['small', 'bulk', 'latency', 'eff', 'churn']) {
+    for (const wl of PARTS.has('ws') ? ['small', 'bulk', 'latency', 'eff', 'churn'] : []) {
       for (const t of order) {
         const r = running[t];
         const url = `ws://127.0.0.1:${r.port}/`;
@@ -413,8 +435,37 @@ async function main() {
         }
       }
     }
+    // Plain HTTP keep-alive GETs, through the same pinned proxies.
+    for (const size of PARTS.has('http') ? HTTP_SIZES : []) {
+      const key = `http${size}`;
+      for (const t of order) {
+        const r = running[t];
+        const url = `http://127.0.0.1:${r.port}/?size=${size}`;
+        wrk(url, WARMUP); // warm-up: connections, backend pools, caches
+        const c0 = r.proc ? cpuNs(r.proc.pid) : 0;
+        const s0 = cpuTicks();
+        const w0 = performance.now();
+        const j = wrk(url, DURATION);
+        const w1 = performance.now();
+        const c1 = r.proc ? cpuNs(r.proc.pid) : 0;
+        const s1 = cpuTicks();
+        put(key, t, j.rps);
+        put(`${key}_load`, t, busyPct(s0, s1, '1'));
+        const why = [];
+        if (r.proc) {
+          const share = (100 * (c1 - c0)) / ((w1 - w0) * 1e6);
+          put(`${key}_share`, t, share);
+          put(`${key}_cpu`, t, (c1 - c0) / (j.rps * (w1 - w0) / 1000));
+          if (!(share >= SMALL_BUSY)) why.push(`proxy at ${share.toFixed(0)}% of its core (< ${SMALL_BUSY}%)`);
+        }
+        if (j.errors) why.push(`${j.errors} failed requests`);
+        if (why.length) flag(key, t, `HTTP ${size} B, round ${round}, ${TARGETS[t].label}: ${why.join('; ')}`);
+        runs.push({ round, workload: key, target: t, requests_per_s: j.rps, errors: j.errors, valid: why.length === 0 });
+        process.stderr.write(`round ${round} ${key} ${t}: ${j.rps.toFixed(0)} req/s, ${j.errors} errors${r.proc ? `, proxy ${res[`${key}_share`][t].at(-1).toFixed(0)}% of CPU 0` : ''}, CPU 1 ${res[`${key}_load`][t].at(-1).toFixed(0)}% busy\n`);
+      }
+    }
     // Idle memory needs fresh processes for a clean baseline.
-    for (const size of [32, 65536]) {
+    for (const size of PARTS.has('idle') ? [32, 65536] : []) {
       stopTargets(running);
       running = await startTargets(backend, true);
       const key = size === 32 ? 'idle' : 'idle64k';
@@ -429,9 +480,9 @@ async function main() {
     }
     stopTargets(running);
     // Fan-out: a second set of proxies, in front of the pushing backend.
-    const fan = await startTargets(pushBackend, true, FANOUT_TARGETS);
+    const fan = PARTS.has('fanout') ? await startTargets(pushBackend, true, FANOUT_TARGETS) : {};
     for (const t of order) {
-      if (!FANOUT_TARGETS.includes(t)) continue;
+      if (!FANOUT_TARGETS.includes(t) || !PARTS.has('fanout')) continue;
       const { j, cpuPct } = await fanout(t, fan[t]);
       if (fan[t].proc) put('fan_cpu', t, cpuPct);
       put('fan_p50', t, j.latency_us.p50);
@@ -446,7 +497,7 @@ async function main() {
     stopTargets(fan);
     // Unpinned, multi-worker settings: throughput only.
     running = await startTargets(backend, false);
-    for (const t of order) {
+    for (const t of PARTS.has('unpinned') ? order : []) {
       const r = running[t];
       const url = `ws://127.0.0.1:${r.port}/`;
       const j = spawnSync(WSBENCH, [...WORKLOADS.small(url), '--json'], { encoding: 'utf8', timeout: (DURATION + WARMUP + 60) * 1000 });
@@ -483,6 +534,16 @@ async function main() {
     ['idle RSS per connection after a burst of 64 KiB echoes (B)', 'idle64k', 0, false],
     ['idle, 64 KiB: RSS 3 s after all closed (% of RSS before)', 'idle64k_kept', 0, false],
     ['churn (connections/s)', 'churn', 0, true],
+    [`HTTP keep-alive GET, 1 KiB body (requests/s, ${HTTP_CONNS} conns)`, 'http1024', 0, true, 'http1024'],
+    ['HTTP 1 KiB: proxy CPU per request (ns)', 'http1024_cpu', 0, false, 'http1024'],
+    ['HTTP 1 KiB: proxy CPU, % of its core', 'http1024_share', 0, null, 'http1024'],
+    ['HTTP 1 KiB: CPU 1 (wrk + wsecho) busy (%)', 'http1024_load', 0, null],
+    [`HTTP 1 KiB: valid runs (of ${ROUNDS})`, 'http1024', 'valid', null],
+    [`HTTP keep-alive GET, 64 KiB body (requests/s, ${HTTP_CONNS} conns)`, 'http65536', 0, true, 'http65536'],
+    ['HTTP 64 KiB: proxy CPU per request (ns)', 'http65536_cpu', 0, false, 'http65536'],
+    ['HTTP 64 KiB: proxy CPU, % of its core', 'http65536_share', 0, null, 'http65536'],
+    ['HTTP 64 KiB: CPU 1 (wrk + wsecho) busy (%)', 'http65536_load', 0, null],
+    [`HTTP 64 KiB: valid runs (of ${ROUNDS})`, 'http65536', 'valid', null],
     [`fan-out: proxy CPU, % of its core (${FANOUT_CONNS} conns × 1 msg/s × ${FANOUT_SIZE} B)`, 'fan_cpu', 1, false, 'fan_rate'],
     ['fan-out delivery latency p50 (µs)', 'fan_p50', 0, false, 'fan_rate'],
     ['fan-out delivery latency p99 (µs)', 'fan_p99', 0, false, 'fan_rate'],
@@ -498,7 +559,7 @@ async function main() {
       // Runs that count, of those made: proxied small runs, fixed-load runs.
       const cells = names.map((n) => {
         const made = res[key]?.[n]?.length ?? 0;
-        if (!made || (key === 'small' && n === 'direct')) return '—';
+        if (!made || ((key === 'small' || key.startsWith('http')) && n === 'direct')) return '—';
         return `${made - (invalid[key]?.[n]?.length ?? 0)}/${made}`;
       });
       out += `| ${label} | ${cells.join(' | ')} | — | — |\n`;
@@ -508,7 +569,7 @@ async function main() {
       const v = med(res[key]?.[n] ?? []);
       if (Number.isNaN(v)) return '—';
       const d = med(res[key]?.direct ?? []);
-      const ratio = n !== 'direct' && !Number.isNaN(d) && (key === 'small' || key === 'bulk' || key === 'churn' || key.endsWith('_mw')) ? ` (${(v / d).toFixed(2)}×)` : '';
+      const ratio = n !== 'direct' && !Number.isNaN(d) && (key === 'small' || key === 'bulk' || key === 'churn' || key.endsWith('_mw') || /^http\d+$/.test(key)) ? ` (${(v / d).toFixed(2)}×)` : '';
       const mark = vkey && invalid[vkey]?.[n]?.length ? '*' : '';
       return v.toFixed(digits) + ratio + mark;
     });
@@ -537,6 +598,7 @@ rounds: ${ROUNDS}, ${DURATION} s per run after ${WARMUP} s warm-up; medians. (×
 small: a proxied run counts (is valid) only when the direct run of the same round was at least ${SMALL_HEADROOM}× faster and the proxy's process tree used at least ${SMALL_BUSY}% of its core (utime + stime over the run's wall time: "proxy CPU, % of its core"); otherwise the tools or the kernel's loopback path, not the proxy, set the rate. CPU 0 / CPU 1 busy: each core's busy share from /proc/stat over the run (CPU 1 near 100%: the tools set the rate).
 Fixed load: proxy CPU per message = the proxy's CPU time over the whole wsbench run divided by the messages sent, in open loop at ${RATE_LAT / 1000}k msgs/s (the latency workload) and at ${RATE_EFF / 1000}k msgs/s; a run counts only when it delivered within 1% of its rate.
 idle: ${IDLE_CONNS} connections, then one message on every one at once (a burst); RSS per connection = (RSS after every echo came back − RSS before) ÷ connections; "after all closed" = RSS 3 s after wsbench closed every connection, as a % of the RSS before (100% = everything given back).
+HTTP: wrk -t1 -c${HTTP_CONNS} (pinned to CPU 1 beside wsecho) GETs /?size=N over kept-alive connections for ${DURATION} s after a ${WARMUP} s warm-up run; wsecho answers 200 with N bytes. nginx proxies with \`keepalive 32\` to the backend and \`Connection: $connection_upgrade\` (its documented setup for WebSockets beside HTTP), HAProxy in its default keep-alive mode. A run counts when the proxy used at least ${SMALL_BUSY}% of its core and no request failed.
 fan-out: ${FANOUT_CONNS} connections (10,000 do not fit: a proxy holds 2 descriptors per connection and the descriptor hard limit here is 20,000) that send nothing; a second wsecho pushes each one ${FANOUT_SIZE}-byte text message every ${FANOUT_INTERVAL_MS} ms, phases spread over the second; measured for ${FANOUT_SECONDS} s from ${FANOUT_WARMUP} s after the last connection opened. Proxy CPU = its process tree's CPU time over that window, % of one core; latency = receive time − the send time wsecho wrote in the message (same clock); a run counts only when it delivered within 1% of ${fanExpected} msgs/s.
 
 `;

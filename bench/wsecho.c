@@ -14,7 +14,13 @@
  * connection gets one text message of --push-size bytes that starts with
  * its sequence number on that connection and its send time (see
  * push_queue). Connections are spread over the interval (see push_join):
- * a chat room, not a thundering herd. */
+ * a chat room, not a thundering herd.
+ *
+ * A GET without an Upgrade field is a plain HTTP request (for the HTTP
+ * rows of bench-compare): it is answered on the kept-alive connection
+ * with 200 and a body of `size` bytes from its query (?size=N, 0 to
+ * PLAIN_MAX; 1024 without one), and the connection waits for the next
+ * request. */
 #include <errno.h>
 #include <getopt.h>
 #include <netinet/in.h>
@@ -41,10 +47,11 @@
 #define PAUSE_NS     (100 * 1000000ULL)         /* accept pause after EMFILE */
 #define SWEEP_NS     (1000 * 1000000ULL)        /* linger timeout sweep interval */
 #define HEAD_MAX     (IN_CAP - 1)               /* longest upgrade request head */
-#define PUSH_HEAD    32          /* push payload: 16 hex digits of sequence, 16 of time */
-#define PUSH_MAX     (64 * 1024) /* largest --push-size */
-#define SLOT_NS      1000000ULL  /* aimed-for width of a push slot: 1 ms */
-#define SLOTS_MAX    4096        /* push slots per interval, at most */
+#define PUSH_HEAD    32           /* push payload: 16 hex digits of sequence, 16 of time */
+#define PUSH_MAX     (64 * 1024)  /* largest --push-size */
+#define SLOT_NS      1000000ULL   /* aimed-for width of a push slot: 1 ms */
+#define SLOTS_MAX    4096         /* push slots per interval, at most */
+#define PLAIN_MAX    (256 * 1024) /* largest plain HTTP response body */
 
 enum cstate {
     ST_HANDSHAKE, /* reading the upgrade request */
@@ -271,6 +278,49 @@ static void fail_http(struct server *s, struct conn *c, const char *status)
         c->state = ST_CLOSING;
 }
 
+static const uint8_t plain_body[PLAIN_MAX];
+
+/* Answer a plain GET whose head p[0..hlen) has no Upgrade field: 200 with
+ * ?size=N bytes. Returns hlen, or 0 when the output has no room yet (the
+ * request stays in the input) or the connection failed. */
+static size_t plain(struct server *s, struct conn *c, const char *p, size_t hlen)
+{
+    const char *sp = memchr(p, ' ', hlen), *q, *end, *conn;
+    bool close_after;
+    unsigned long size = 1024;
+    size_t room, cl;
+    char head[160];
+    int hn;
+    uint8_t *o;
+
+    end = memchr(sp + 1, ' ', hlen - (size_t)(sp + 1 - p));
+    for (q = sp + 1; end && q + 5 < end; q++) {
+        if ((q[0] == '?' || q[0] == '&') && memcmp(q + 1, "size=", 5) == 0) {
+            size = strtoul(q + 6, NULL, 10);
+            break;
+        }
+    }
+    if (size > PLAIN_MAX) {
+        fail_http(s, c, "400 Bad Request");
+        return 0;
+    }
+    conn = bu_http_header(p, hlen, "Connection", &cl);
+    close_after = conn && bu_has_token(conn, cl, "close");
+    hn = snprintf(head, sizeof(head),
+                  "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n"
+                  "Content-Length: %lu\r\n%s\r\n",
+                  size, close_after ? "Connection: close\r\n" : "");
+    o = out_room(s, c, (size_t)hn + size, &room);
+    if (!o)
+        return 0;
+    memcpy(o, head, (size_t)hn);
+    memcpy(o + hn, plain_body, size);
+    c->out.tail += (size_t)hn + size;
+    if (close_after)
+        c->state = ST_CLOSING;
+    return hlen;
+}
+
 /* Parse the upgrade request at the start of the input; on success queue the
  * 101 response and return the head's length, else 0 (incomplete, or failed
  * with the state changed). */
@@ -294,6 +344,8 @@ static size_t handshake(struct server *s, struct conn *c)
     }
     key = bu_http_header(p, hlen, "Sec-WebSocket-Key", &klen);
     up = bu_http_header(p, hlen, "Upgrade", &ulen);
+    if (!up)
+        return plain(s, c, p, hlen);
     ver = bu_http_header(p, hlen, "Sec-WebSocket-Version", &vlen);
     if (!key || klen == 0 || !up || !bu_has_token(up, ulen, "websocket") || !ver || vlen != 2 ||
         memcmp(ver, "13", 2) != 0) {
@@ -449,11 +501,19 @@ static void process(struct server *s, struct conn *c)
     uint8_t *in = c->in.p;
     size_t pos, end = c->in.tail;
 
-    if (c->state == ST_HANDSHAKE) {
-        size_t hl = handshake(s, c);
+    /* Plain requests leave the state as it is: answer each in turn. */
+    while (c->state == ST_HANDSHAKE) {
+        bool was_plain;
+        size_t hl;
+        if (bu_buf_len(&c->in) == 0)
+            return;
+        hl = handshake(s, c);
         if (hl == 0)
             return;
+        was_plain = c->state == ST_HANDSHAKE;
         c->in.head += hl;
+        if (!was_plain)
+            break;
     }
     pos = c->in.head;
     while (c->state == ST_OPEN && pos < end) {
@@ -655,6 +715,11 @@ static int push_run(struct server *s, uint64_t now, int max_ms)
 
 static void service(struct server *s, struct conn *c)
 {
+    /* Plain requests left waiting for output room. */
+    if (c->state == ST_HANDSHAKE && bu_buf_len(&c->in) > 0 && bu_buf_len(&c->out) < OUT_HIGH)
+        process(s, c);
+    if (c->state == ST_DEAD)
+        return;
     while (c->can_read && (c->state == ST_HANDSHAKE || c->state == ST_OPEN)) {
         size_t room;
         ssize_t n;

@@ -652,16 +652,32 @@ describe('wsecho with a Node ws client', () => {
         });
     }
 
-    test('rejects a request that is not an upgrade', { timeout: 10000 }, async () => {
-        const res = await withTimeout(
-            new Promise((resolve, reject) => {
-                http.get({ host: '127.0.0.1', port: echo.port, path: '/' }, resolve).on('error', reject);
-            }),
-            5000,
-            'the HTTP answer',
-        );
-        res.resume();
-        assert.equal(res.statusCode, 400);
+    test('answers plain GETs with ?size bytes on a kept-alive connection, other methods with 405', { timeout: 10000 }, async () => {
+        const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+        const get = (path, method = 'GET') =>
+            withTimeout(
+                new Promise((resolve, reject) => {
+                    const req = http.request({ host: '127.0.0.1', port: echo.port, path, method, agent }, (res) => {
+                        const chunks = [];
+                        res.on('data', (d) => chunks.push(d));
+                        res.on('end', () => resolve({ status: res.statusCode, body: Buffer.concat(chunks), socket: req.socket }));
+                    });
+                    req.on('error', reject);
+                    req.end();
+                }),
+                5000,
+                'the HTTP answer',
+            );
+        const a = await get('/');
+        assert.equal(a.status, 200);
+        assert.equal(a.body.length, 1024);
+        const b = await get('/x?size=65536');
+        assert.equal(b.body.length, 65536);
+        assert.equal(b.socket, a.socket, 'the connection was kept alive');
+        const c = await get('/?a=1&size=0');
+        assert.equal(c.body.length, 0);
+        assert.equal((await get('/', 'POST')).status, 405);
+        agent.destroy();
     });
 });
 
