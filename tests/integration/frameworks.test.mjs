@@ -29,7 +29,8 @@ async function ioBackend(name, port = 0) {
         socket.on('echo', (msg, ack) => ack({ from: name, msg }));
         socket.on('whoami', (ack) => ack(name));
         socket.on('start', (n) => {
-            for (let i = 0; i < n; i++) socket.emit('tick', i, () => {});
+            be.acked = 0;
+            for (let i = 0; i < n; i++) socket.emit('tick', i, (got) => got === i && be.acked++);
         });
     });
     be.port = await listen(server, port);
@@ -84,10 +85,14 @@ routes:
                 const r = await socket.timeout(2000).emitWithAck('echo', `m${i}`);
                 assert.deepEqual(r, { from: owner, msg: `m${i}` }, 'every event went to the backend of the session');
             }
-            let ticks = 0;
-            socket.on('tick', () => ticks++);
+            const ticks = [];
+            socket.on('tick', (i, ack) => {
+                ticks.push(i);
+                ack(i);
+            });
             socket.emit('start', 100);
-            await waitUntil(() => ticks === 100, { timeoutMs: 5000, what: '100 events from the server' });
+            await waitUntil(() => ticks.length === 100 && be.acked === 100, { timeoutMs: 5000, what: '100 events from the server, each acknowledged' });
+            assert.deepEqual(ticks, Array.from({ length: 100 }, (_, i) => i));
 
             // The backend goes away: the client reconnects to the other one.
             await be.close();
