@@ -36,27 +36,27 @@ struct http_x {
     struct http_body out;  /* ... and as the client gets it */
     uint64_t req_left, resp_left;
     struct http_chunked req_ch, resp_ch;
-    bool req_done;      /* the request body has been read to its end */
-    bool resp_head;     /* the final response head has been read */
-    bool resp_done;     /* the response body has been read to its end */
-    bool head_method;   /* HEAD: the response has no body */
-    bool client_keep;   /* the client connection persists after this exchange */
-    bool backend_keep;  /* the backend connection may be reused */
-    bool client_10;     /* HTTP/1.0 client */
-    bool dechunk;       /* a chunked response to an HTTP/1.0 client: decoded */
-    bool expect_100;    /* the client asked for 100-continue */
-    bool reused;        /* the backend connection came from the pool */
-    bool idempotent;    /* may be retried when nothing of it was sent */
-    bool connected;     /* the backend connection is established */
+    bool req_done;       /* the request body has been read to its end */
+    bool resp_head;      /* the final response head has been read */
+    bool resp_done;      /* the response body has been read to its end */
+    bool head_method;    /* HEAD: the response has no body */
+    bool client_keep;    /* the client connection persists after this exchange */
+    bool backend_keep;   /* the backend connection may be reused */
+    bool client_10;      /* HTTP/1.0 client */
+    bool dechunk;        /* a chunked response to an HTTP/1.0 client: decoded */
+    bool expect_100;     /* the client asked for 100-continue */
+    bool reused;         /* the backend connection came from the pool */
+    bool idempotent;     /* may be retried when nothing of it was sent */
+    bool connected;      /* the backend connection is established */
     uint64_t connect_ms; /* when its connect started */
     uint64_t req_bytes;  /* request body bytes read (without chunk syntax) */
     uint64_t resp_bytes; /* response body bytes read (without chunk syntax) */
-    char *pipe;      /* client bytes past the request that came with its head */
-    size_t pipe_len; /* (pipelined requests), read after the response */
+    char *pipe;          /* client bytes past the request that came with its head */
+    size_t pipe_len;     /* (pipelined requests), read after the response */
     uint64_t start_ms;
     uint64_t req_end_ms;  /* when the request body was read to its end */
     uint64_t req_last_ms; /* when the last request body bytes came */
-    int status; /* final status sent to the client */
+    int status;           /* final status sent to the client */
     char method[16];
 };
 
@@ -413,7 +413,7 @@ static void response_head(struct session *s, struct http_response *resp, size_t 
     cap = head_len + 256 + (extra ? strlen(extra) : 0);
     out = malloc(cap);
     if (!out || (rc = hs_build_forward_response(out, cap, resp, &x->out, x->client_keep,
-                                                 x->client_10, extra)) < 0) {
+                                                x->client_10, extra)) < 0) {
         free(out);
         abort_exchange(s, ERR_BACKEND_HTTP);
         return;
@@ -549,8 +549,7 @@ static void read_body(struct session *s, struct leg *src)
             abort_exchange(s, src->is_client ? ERR_HTTP_CHUNKED : ERR_BACKEND_HTTP);
             return;
         }
-        if (src->is_client && s->lim->max_request_body &&
-            x->req_bytes > s->lim->max_request_body) {
+        if (src->is_client && s->lim->max_request_body && x->req_bytes > s->lim->max_request_body) {
             abort_exchange(s, ERR_HTTP_BODY_TOO_BIG);
             return;
         }
@@ -665,8 +664,7 @@ static void flush_client(struct session *s)
         size_t before;
         if (!write_to(s, &s->c, &s->b) || !live(s))
             return;
-        if (!x->resp_head || x->resp_done || !s->b.readable ||
-            s->b.queued > s->lim->low_watermark)
+        if (!x->resp_head || x->resp_done || !s->b.readable || s->b.queued > s->lim->low_watermark)
             break;
         before = s->b.queued;
         read_body(s, &s->b);
@@ -742,7 +740,7 @@ void http_begin(struct session *s)
         http_header_count(req->headers, req->nheaders, "Host") > 1) {
         http_respond_error(s, 400,
                            http_header_count(req->headers, req->nheaders, "Host") ? ERR_HS_DUP_HOST
-                                                                                   : ERR_HS_NO_HOST);
+                                                                                  : ERR_HS_NO_HOST);
         return;
     }
     x = calloc(1, sizeof(*x));
@@ -823,8 +821,7 @@ void http_event(struct session *s, struct leg *l, uint32_t events)
             read_body(s, l);
             if (live(s))
                 flush_backend(s);
-        } else if (x->req_done && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) &&
-                   client_gone(s)) {
+        } else if (x->req_done && (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) && client_gone(s)) {
             /* The client went away while its answer was on its way (as
              * nginx, a FIN counts: browsers never half-close, and a
              * long-poll whose client left should not hold the backend). */
@@ -868,8 +865,8 @@ static uint64_t connect_due(const struct session *s, const struct http_x *x)
 {
     const struct rc_upstream *up = s->upstream;
 
-    return x->connect_ms + (up->connect_timeout_ms ? up->connect_timeout_ms
-                                                   : s->lim->connect_timeout_ms);
+    return x->connect_ms +
+           (up->connect_timeout_ms ? up->connect_timeout_ms : s->lim->connect_timeout_ms);
 }
 
 static void arm(struct session *s)
