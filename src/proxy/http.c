@@ -164,6 +164,9 @@ static int frame_buf(struct session *s, struct leg *src, struct buf *b)
                  !req && x->dechunk, &kept, &data, done);
     if (used < 0)
         return used;
+    /* Past max_request_body: refused before any of these bytes go on. */
+    if (req && s->lim->max_request_body && x->req_bytes + data > s->lim->max_request_body)
+        return ERR_HTTP_BODY_TOO_BIG;
     if (req && *done) {
         /* The response head is now due within response_timeout. */
         x->req_end_ms = s->w->loop.now;
@@ -546,11 +549,9 @@ static void read_body(struct session *s, struct leg *src)
             x->req_last_ms = s->w->loop.now;
         rc = frame_buf(s, src, b);
         if (rc < 0) {
-            abort_exchange(s, src->is_client ? ERR_HTTP_CHUNKED : ERR_BACKEND_HTTP);
-            return;
-        }
-        if (src->is_client && s->lim->max_request_body && x->req_bytes > s->lim->max_request_body) {
-            abort_exchange(s, ERR_HTTP_BODY_TOO_BIG);
+            abort_exchange(s, !src->is_client               ? ERR_BACKEND_HTTP
+                              : rc == ERR_HTTP_BODY_TOO_BIG ? rc
+                                                            : ERR_HTTP_CHUNKED);
             return;
         }
     }
@@ -780,7 +781,7 @@ void http_begin(struct session *s)
     /* Body bytes that came with the head, and whatever follows them. */
     rc = preload(s, &s->c, s->req_head + s->req_head_len, s->req_len - s->req_head_len);
     if (rc < 0) {
-        abort_exchange(s, rc == ERR_NOMEM ? ERR_NOMEM : ERR_HTTP_CHUNKED);
+        abort_exchange(s, rc == ERR_NOMEM || rc == ERR_HTTP_BODY_TOO_BIG ? rc : ERR_HTTP_CHUNKED);
         return;
     }
     arm(s);

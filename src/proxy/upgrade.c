@@ -576,6 +576,15 @@ void handshake_free(struct session *s)
 
 static void request_parsed(struct session *s, int rc);
 
+/* The start of a TLS handshake record (content type 22, version 3.x):
+ * a client speaking TLS to this plain listener, not a malformed request. */
+static bool looks_like_tls(const struct session *s)
+{
+    const uint8_t *p = (const uint8_t *)s->req_head;
+
+    return s->req_len >= 3 && p[0] == 0x16 && p[1] == 0x03 && p[2] <= 0x04;
+}
+
 static void read_request(struct session *s)
 {
     struct http_limits lim;
@@ -631,6 +640,12 @@ static void read_request(struct session *s)
          * must now be complete within request_timeout. */
         if (s->nrequests > 0 && s->req_len == (size_t)n && s->lim->request_timeout_ms)
             set_deadline(s, s->w->loop.now + s->lim->request_timeout_ms);
+        /* A TLS ClientHello holds random bytes and may hold no line end
+         * for the parser to stop at: name it from its first bytes. */
+        if (looks_like_tls(s)) {
+            request_parsed(s, ERR_TLS_ON_PLAIN);
+            return;
+        }
         s->req.headers = s->w->scratch;
         rc = http_parse_request(s->req_head, s->req_len, &lim, &s->req, &s->hs_scan);
         /* A short read emptied the socket: the next bytes come with a new
@@ -648,11 +663,6 @@ static void read_request(struct session *s)
 static void request_parsed(struct session *s, int rc)
 {
     if (rc < 0) {
-        /* A TLS ClientHello (a handshake record, version 3.x) on this plain
-         * listener is a misconfigured client, not a malformed request. */
-        if (s->req_len >= 3 && (uint8_t)s->req_head[0] == 0x16 && (uint8_t)s->req_head[1] == 0x03 &&
-            (uint8_t)s->req_head[2] <= 0x04)
-            rc = ERR_TLS_ON_PLAIN;
         fail(s, rc);
         return;
     }

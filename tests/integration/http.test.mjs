@@ -313,8 +313,9 @@ routes:
     test('a TLS ClientHello on this plain listener is logged as such', async () => {
         const conn = await rawConnect(gw.port);
         try {
+            // No line end in it: nothing a line-based parser could stop at.
             conn.write(Buffer.from('16030100c8010000c40303', 'hex'));
-            conn.write(crypto.randomBytes(200));
+            conn.write(crypto.randomBytes(200).map((b) => (b === 10 || b === 13 ? 0x41 : b)));
             await conn.waitGone(5000);
         } finally {
             conn.destroy();
@@ -405,6 +406,15 @@ routes:
             await conn.waitGone(5000);
         } finally {
             conn.destroy();
+        }
+        // The same in one write: the body arrives with the head.
+        const one = await rawConnect(gw.port);
+        try {
+            one.write('POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n400\r\n' + 'a'.repeat(1024) + '\r\n10\r\n' + 'b'.repeat(16) + '\r\n');
+            assert.equal((await one.readHead()).status, 413);
+            await one.waitGone(5000);
+        } finally {
+            one.destroy();
         }
         const ok = await request(gw.port, '/upload', { method: 'POST', body: Buffer.alloc(1024, 1) });
         assert.equal(ok.status, 200);
