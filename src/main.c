@@ -126,6 +126,7 @@ static int run(struct config *cfg)
     struct proxy *p;
     struct log_line l;
     sigset_t set;
+    size_t bad = 0;
     int sfd;
 
     log_set_level(sev[cfg->log_level]);
@@ -143,13 +144,23 @@ static int run(struct config *cfg)
         log_simple(LOG_ERROR, "cannot create signalfd", strerror(errno));
         return 1;
     }
-    if (proxy_start(&p, cfg) < 0) {
-        fprintf(stderr, "wsgate: cannot listen on %s: %s\n", cfg->listen.text, strerror(errno));
+    if (proxy_start(&p, cfg, &bad) < 0) {
+        fprintf(stderr, "wsgate: cannot listen on %s: %s\n", cfg->listeners[bad].addr.text,
+                strerror(errno));
         close(sfd);
         return EXIT_USAGE;
     }
-    if (log_begin(&l, LOG_INFO, "listening")) {
-        log_str(&l, "addr", proxy_addr(p));
+    /* One line per listener, in the configuration's order. */
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        if (!log_begin(&l, LOG_INFO, "listening"))
+            break;
+        log_str(&l, "addr", proxy_addr(p, i));
+        log_str(&l, "proto", cfg->listeners[i].has_tls ? "https" : "http");
+        if (cfg->listeners[i].has_tls) {
+            char names[512];
+            tls_conf_names(&cfg->listeners[i].tls, names, sizeof(names));
+            log_str(&l, "names", names);
+        }
         log_uint(&l, "workers", proxy_workers(p));
         log_uint(&l, "max_connections", proxy_max_connections(p));
         log_str(&l, "version", WSG_VERSION);

@@ -13,10 +13,34 @@
 
 static const char *const level_names[] = {"debug", "info", "warn", "error", NULL};
 
+static void listeners_free(struct config *c)
+{
+    for (size_t i = 0; i < c->nlisteners; i++)
+        tls_conf_free(&c->listeners[i].tls);
+    free(c->listeners);
+    c->listeners = NULL;
+    c->nlisteners = 0;
+}
+
+/* Replace the listeners with one plain listener on addr. */
+static int set_one_listener(struct config *c, const struct conf_addr *addr)
+{
+    struct conf_listener *l = calloc(1, sizeof(*l));
+
+    if (!l)
+        return ERR_NOMEM;
+    listeners_free(c);
+    l->addr = *addr;
+    c->listeners = l;
+    c->nlisteners = 1;
+    return 0;
+}
+
 static bool parse_listen(struct conf_diag *d, const struct conf_key *k, const struct ynode *v,
                          void *base)
 {
     struct config *c = base;
+    struct conf_addr a;
     char q[CONF_QUOTE_BUF];
     const char *why = NULL;
     const char *s = conf_scalar(v);
@@ -25,11 +49,119 @@ static bool parse_listen(struct conf_diag *d, const struct conf_key *k, const st
         conf_bad_value(d, k->name, v, "an address such as 127.0.0.1:8080, [::1]:8080 or *:8080");
         return false;
     }
-    if (conf_parse_listen(s, &c->listen, &why) != 0) {
+    if (conf_parse_listen(s, &a, &why) != 0) {
         conf_report(d, v, "listen: %s, got %s", why, conf_quote(s, v->len, q));
         return false;
     }
+    if (c->nlisteners > 0) {
+        conf_report(d, v, "listen: use either listen or listeners, not both");
+        return false;
+    }
+    if (set_one_listener(c, &a) != 0) {
+        d->oom = true;
+        return false;
+    }
     return true;
+}
+
+static bool addr_port_zero(const struct conf_addr *a)
+{
+    size_t n = strlen(a->text);
+
+    return n >= 2 && strcmp(a->text + n - 2, ":0") == 0;
+}
+
+struct listener_parse {
+    char *address;
+    struct conf_listener *l;
+    struct conf_diag *d;
+};
+
+static bool parse_listener_tls(struct conf_diag *d, const struct conf_key *k, const struct ynode *v,
+                               void *base)
+{
+    struct listener_parse *lp = base;
+
+    lp->l->has_tls = true;
+    return tls_conf_parse(d, v, &lp->l->tls);
+}
+
+static const struct conf_key listener_keys[] = {
+    {.name = "address",
+     .kind = CK_STRING,
+     CONF_FIELD(struct listener_parse, address, CF_STRING),
+     .required = true},
+    {.name = "tls",
+     .kind = CK_CUSTOM,
+     .parse = parse_listener_tls,
+     .expected = "a mapping with certificates"},
+};
+
+static bool parse_listeners(struct conf_diag *d, const struct conf_key *k, const struct ynode *v,
+                            void *base)
+{
+    struct config *c = base;
+    char q[CONF_QUOTE_BUF];
+    bool ok = true;
+
+    if (v->type != Y_SEQ || v->nkids == 0) {
+        conf_bad_value(d, k->name, v, "a non-empty sequence of {address: ..., tls: ...}");
+        return false;
+    }
+    if (v->nkids > MAX_LISTENERS) {
+        conf_report(d, v, "listeners: at most %d, got %zu", MAX_LISTENERS, v->nkids);
+        return false;
+    }
+    if (c->nlisteners > 0) {
+        conf_report(d, v, "listeners: use either listen or listeners, not both");
+        return false;
+    }
+    c->listeners = calloc(v->nkids, sizeof(*c->listeners));
+    if (!c->listeners) {
+        d->oom = true;
+        return false;
+    }
+    for (size_t i = 0; i < v->nkids; i++) {
+        const struct ynode *e = v->kids[i];
+        struct conf_listener *l = &c->listeners[c->nlisteners];
+        struct listener_parse lp = {.l = l, .d = d};
+        const struct ynode *seen[2];
+        const char *why = NULL;
+        bool good;
+
+        if (e->bad) {
+            ok = false;
+            continue;
+        }
+        if (e->type != Y_MAP) {
+            conf_bad_value(d, "listeners", e, "a mapping {address: HOST:PORT, tls: {...}}");
+            ok = false;
+            continue;
+        }
+        good = conf_apply_map(d, listener_keys, 2, e, &lp, "in a listener", seen);
+        if (good && conf_parse_listen(lp.address, &l->addr, &why) != 0) {
+            conf_report(d, seen[0], "address: %s, got %s", why,
+                        conf_quote(lp.address, strlen(lp.address), q));
+            good = false;
+        }
+        for (size_t j = 0; good && j < c->nlisteners; j++) {
+            if (c->listeners[j].addr.len == l->addr.len &&
+                memcmp(&c->listeners[j].addr.sa, &l->addr.sa, l->addr.len) == 0 &&
+                !addr_port_zero(&l->addr)) {
+                conf_report(d, seen[0], "address: %s is already a listener", l->addr.text);
+                good = false;
+            }
+        }
+        free(lp.address);
+        if (!good) {
+            tls_conf_free(&l->tls);
+            memset(l, 0, sizeof(*l));
+            ok = false;
+            continue;
+        }
+        c->nlisteners++;
+    }
+    return ok;
 }
 
 /* upstreams: and routes: are applied after the other keys, upstreams
@@ -45,8 +177,11 @@ static const struct conf_key keys[] = {
     {.name = "listen",
      .kind = CK_CUSTOM,
      .parse = parse_listen,
-     .required = true,
      .expected = "an address such as 127.0.0.1:8080"},
+    {.name = "listeners",
+     .kind = CK_CUSTOM,
+     .parse = parse_listeners,
+     .expected = "a sequence of {address: ..., tls: ...}"},
     {.name = "workers", .kind = CK_AUTO, F(workers, CF_UNSIGNED), .max = 256},
     {.name = "max_connections", .kind = CK_AUTO, F(max_connections, CF_UNSIGNED), .max = 1000000},
     {.name = "log_level", .kind = CK_ENUM, F(log_level, CF_INT), .names = level_names},
@@ -192,8 +327,10 @@ void config_defaults(struct config *c)
 
 void config_clear(struct config *c)
 {
-    if (c)
-        route_conf_free(&c->routing);
+    if (!c)
+        return;
+    route_conf_free(&c->routing);
+    listeners_free(c);
 }
 
 void config_free(struct config *c)
@@ -237,6 +374,8 @@ static void apply_tree(struct conf_diag *d, const struct ynode *root, struct con
         return;
     }
     conf_apply_map(d, keys, NKEYS, root, c, NULL, seen);
+    if (!seen[key_index("listen")] && !seen[key_index("listeners")])
+        conf_report(d, root, "missing required key \"listen\"");
     if (seen[ups] && !seen[ups]->bad)
         route_conf_upstreams(d, &c->routing, seen[ups]);
     if (seen[routes] && !seen[routes]->bad)
@@ -350,12 +489,14 @@ int config_set_flag(struct config *c, const char *key, const char *flag, const c
     if (!k)
         return ERR_CONFIG;
     if (strcmp(key, "listen") == 0) {
-        if (conf_parse_listen(text, &c->listen, &why) != 0) {
+        struct conf_addr a;
+        if (conf_parse_listen(text, &a, &why) != 0) {
             if (errs)
                 fprintf(errs, "wsgate: %s: %s, got \"%s\"\n", flag, why, text);
             return ERR_CONFIG;
         }
-        return 0;
+        /* The flag replaces every listener of the file. */
+        return set_one_listener(c, &a);
     }
     return conf_apply_text(k, flag, text, c, errs) ? 0 : ERR_CONFIG;
 }
@@ -374,7 +515,7 @@ int config_validate(const struct config *c, FILE *errs)
 {
     int bad = 0;
 
-    if (c->listen.len == 0) {
+    if (c->nlisteners == 0) {
         if (errs)
             fprintf(errs,
                     "wsgate: no listen address: set listen in the config file or pass --listen\n");

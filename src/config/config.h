@@ -15,11 +15,22 @@
 #include "config/engine.h"
 #include "config/limits.h"
 #include "route/route_conf.h"
+#include "tls/tls_conf.h"
 
 enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 
+/* Where clients connect: `listen:` (one plain listener) or `listeners:`. */
+struct conf_listener {
+    struct conf_addr addr;
+    bool has_tls;
+    struct tls_conf tls; /* when has_tls */
+};
+
+#define MAX_LISTENERS 16
+
 struct config {
-    struct conf_addr listen;  /* where clients connect; len 0 until set */
+    struct conf_listener *listeners; /* none until set */
+    size_t nlisteners;
     unsigned workers;         /* worker threads; 0 = one per core */
     unsigned max_connections; /* concurrent client connections, all workers; 0 = as many
                                  as the descriptor limit holds */
@@ -35,7 +46,7 @@ struct config {
     struct route_conf routing; /* upstreams and routes (route module) */
 };
 
-/* Set every field to its documented default; no routes, listen unset. */
+/* Set every field to its documented default; no routes, no listeners. */
 void config_defaults(struct config *c);
 
 /* Load and validate a YAML file into a new snapshot (finished: see

@@ -39,6 +39,9 @@
     X(RESPONSE_TIMEOUT, "response_timeout", "backend did not answer the request in time", 504,     \
       1002)                                                                                        \
     X(TLS_ON_PLAIN, "tls_on_plain_listener", "TLS handshake on a plain listener", 400, 1002)       \
+    X(HTTP_ON_TLS, "http_on_tls_listener", "plain HTTP request on a TLS listener", 400, 1002)      \
+    X(TLS_HANDSHAKE, "tls_handshake", "TLS handshake failed", 400, 1002)                           \
+    X(TLS, "tls", "TLS protocol error", 400, 1002)                                                 \
     X(HS_NO_HOST, "hs_no_host", "Host header missing", 400, 1002)                                  \
     X(HS_DUP_HOST, "hs_dup_host", "Host header repeated", 400, 1002)                               \
     X(HS_BODY, "hs_body", "upgrade request carries a body", 400, 1002)                             \

@@ -106,6 +106,12 @@ void log_uint(struct log_line *l, const char *k, uint64_t val)
     put(l, num, (size_t)n);
 }
 
+void log_bool(struct log_line *l, const char *k, bool val)
+{
+    key(l, k);
+    put(l, val ? "true" : "false", val ? 4 : 5);
+}
+
 void log_ms(struct log_line *l, const char *k, uint64_t usec)
 {
     char num[32];

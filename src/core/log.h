@@ -35,6 +35,7 @@ void log_strn(struct log_line *l, const char *key, const char *val, size_t len);
 void log_str(struct log_line *l, const char *key, const char *val);
 void log_int(struct log_line *l, const char *key, int64_t val);
 void log_uint(struct log_line *l, const char *key, uint64_t val);
+void log_bool(struct log_line *l, const char *key, bool val);
 /* Fixed-point milliseconds with one decimal, from microseconds. */
 void log_ms(struct log_line *l, const char *key, uint64_t usec);
 

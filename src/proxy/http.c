@@ -27,6 +27,7 @@
 #include "core/sock.h"
 #include "http/handshake.h"
 #include "proxy/session.h"
+#include "proxy/transport.h"
 
 #define IOV_MAX_HTTP 64
 
@@ -101,6 +102,7 @@ static void log_request(struct session *s)
     log_uint(&l, "bytes_in", x->req_bytes);
     log_uint(&l, "bytes_out", x->resp_bytes);
     log_str(&l, "error", err_name(s->err));
+    session_log_tls(s, &l);
     log_end(&l);
 }
 
@@ -292,7 +294,7 @@ static void connect_backend(struct session *s)
         return;
     }
     hu = (struct hs_upstream){.client_ip = ip,
-                              .proto = "http",
+                              .proto = s->listener->has_tls ? "https" : "http",
                               .request_id = {s->request_id, strlen(s->request_id)},
                               .target = {target, (size_t)tlen}};
     rc = hs_build_forward_request(out, cap, &s->req, &hu, &x->req, s->backend->addr.text);
@@ -490,7 +492,7 @@ static void read_response_head(struct session *s)
             abort_exchange(s, ERR_BACKEND_HTTP);
             return;
         }
-        n = recv(s->b.io.fd, in, room, 0);
+        n = leg_recv(&s->b, in, room);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
@@ -528,7 +530,7 @@ static void read_body(struct session *s, struct leg *src)
             return;
         }
         room = BUF_DATA - b->wpos;
-        n = recv(src->io.fd, b->data + b->wpos, room, 0);
+        n = leg_recv(src, b->data + b->wpos, room);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
@@ -566,7 +568,6 @@ static bool write_to(struct session *s, struct leg *dst, struct leg *src)
         return true;
     while (dst->pre || src->queued > 0) {
         struct iovec iov[IOV_MAX_HTTP];
-        struct msghdr mh = {.msg_iov = iov};
         size_t total = 0, left, pre_left = dst->pre ? dst->pre_len - dst->pre_off : 0;
         int cnt = 0;
         ssize_t n;
@@ -590,8 +591,7 @@ static bool write_to(struct session *s, struct leg *dst, struct leg *src)
             dst->pre = NULL;
             break;
         }
-        mh.msg_iovlen = (size_t)cnt;
-        n = sendmsg(dst->io.fd, &mh, MSG_NOSIGNAL);
+        n = leg_sendv(dst, iov, cnt);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {

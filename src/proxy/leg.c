@@ -9,6 +9,7 @@
 
 #include "core/err.h"
 #include "proxy/session.h"
+#include "proxy/transport.h"
 
 void leg_init(struct session *s, struct leg *l, bool is_client, io_cb cb)
 {
@@ -48,7 +49,8 @@ int leg_append_pre(struct leg *l, const char *bytes, size_t len)
 int leg_write_pre(struct leg *l)
 {
     while (l->pre_off < l->pre_len) {
-        ssize_t n = send(l->io.fd, l->pre + l->pre_off, l->pre_len - l->pre_off, MSG_NOSIGNAL);
+        struct iovec iov = {l->pre + l->pre_off, l->pre_len - l->pre_off};
+        ssize_t n = leg_sendv(l, &iov, 1);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -70,6 +72,12 @@ void leg_shut(struct leg *l)
 {
     if (l->io.fd < 0)
         return;
+    if (l->tls) {
+        /* What TLS still owes goes out if the socket takes it now. */
+        tls_flush(l->tls);
+        tls_free(l->tls);
+        l->tls = NULL;
+    }
     close(l->io.fd);
     l->io.fd = -1;
     l->readable = false;

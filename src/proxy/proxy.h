@@ -9,13 +9,14 @@ struct proxy;
 
 /* Bind the listening sockets and start cfg->workers threads (0 = one per
  * core). cfg is borrowed and must outlive the proxy. Returns 0, ERR_SYS
- * with errno set (EADDRINUSE for a port in use; nothing is logged, the
- * caller reports it), or ERR_NOMEM. */
-int proxy_start(struct proxy **out, const struct config *cfg);
+ * with errno set (EADDRINUSE for a port in use, *bad the index of the
+ * listener that failed; nothing is logged, the caller reports it), or
+ * ERR_NOMEM. */
+int proxy_start(struct proxy **out, const struct config *cfg, size_t *bad);
 
-/* Text of the address actually listened on (the port filled in when the
- * configured port was 0). */
-const char *proxy_addr(const struct proxy *p);
+/* Text of the address listener i actually listens on (the port filled in
+ * when the configured port was 0). */
+const char *proxy_addr(const struct proxy *p, size_t i);
 
 /* Client connections accepted at once: max_connections, lowered when the
  * descriptor limit (raised to its hard limit at start) cannot hold that

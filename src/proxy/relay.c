@@ -32,6 +32,7 @@
 
 #include "core/err.h"
 #include "proxy/session.h"
+#include "proxy/transport.h"
 #include "ws/close.h"
 
 #define IOV_BATCH 64 /* buffers written per writev */
@@ -57,7 +58,7 @@ static void arm_by(struct session *s, uint64_t at)
  * or frames relayed from the other leg. */
 static bool pending(struct leg *l)
 {
-    return l->pre || l->ctl_len > l->ctl_off || peer(l)->queued > 0;
+    return l->pre || l->ctl_len > l->ctl_off || peer(l)->queued > 0 || leg_owes(l);
 }
 
 /* Bytes wait for l and its socket took none at the last try. */
@@ -74,13 +75,11 @@ static bool stalled(struct leg *l)
  * probe; growth counts as progress for a stalled leg. */
 static bool probe(struct leg *l)
 {
-    int q = 0;
+    uint64_t q = leg_unacked(l);
     uint64_t acked;
     bool more;
 
-    if (ioctl(l->io.fd, SIOCOUTQ, &q) < 0 || q < 0)
-        q = 0;
-    acked = l->tx_bytes > (uint64_t)q ? l->tx_bytes - (uint64_t)q : 0;
+    acked = l->tx_bytes > q ? l->tx_bytes - q : 0;
     more = acked > l->probe_acked;
     l->probe_acked = acked;
     l->probe_at = l->s->w->loop.now;
@@ -474,8 +473,7 @@ static void read_some(struct leg *src)
             return;
         }
         room = BUF_DATA - b->wpos;
-        /* recv, not read: the socket call skips the VFS read path. */
-        n = recv(src->io.fd, b->data + b->wpos, room, 0);
+        n = leg_recv(src, b->data + b->wpos, room);
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -495,7 +493,7 @@ static void read_some(struct leg *src)
         /* A short read drained the socket; edge-triggered epoll reports
          * new bytes, but not a hang-up already reported, so keep reading
          * to EOF after one. */
-        if ((size_t)n < room && !src->rdhup)
+        if ((size_t)n < room && !src->rdhup && leg_short_read_drains(src))
             src->readable = false;
         rc = ingest(src, b);
         if (!src->forward)
@@ -522,13 +520,8 @@ static void pump(struct leg *src)
  * or -1 when the leg is gone. */
 static ssize_t send_iov(struct leg *l, struct iovec *iov, int cnt)
 {
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)cnt};
-
-    /* One buffer (the common case for small messages) goes through send,
-     * which spares the kernel importing a msghdr and an iovec array. */
     for (;;) {
-        ssize_t n = cnt == 1 ? send(l->io.fd, iov[0].iov_base, iov[0].iov_len, MSG_NOSIGNAL)
-                             : sendmsg(l->io.fd, &mh, MSG_NOSIGNAL);
+        ssize_t n = leg_sendv(l, iov, cnt);
         if (n >= 0)
             return n;
         if (errno == EINTR)

@@ -14,8 +14,21 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "proxy/session.h"
+#include "proxy/transport.h"
 
 static const char *const closed_by_names[] = {"none", "client", "backend", "proxy"};
+
+void session_log_tls(const struct session *s, struct log_line *l)
+{
+    if (s->tls_done) {
+        log_str(l, "tls_version", s->tls_version);
+        log_str(l, "tls_cipher", s->tls_cipher);
+        if (s->tls_resumed)
+            log_bool(l, "tls_resumed", true);
+    }
+    if (s->tls_error[0])
+        log_str(l, "tls_error", s->tls_error);
+}
 
 static void log_access(struct session *s)
 {
@@ -23,7 +36,7 @@ static void log_access(struct session *s)
     uint64_t now = s->w->loop.now;
     /* A connection closed before sending a byte (a port probe, a health
      * check) is noise at info level, as HAProxy's dontlognull has it. */
-    enum log_sev sev = s->status == 0 && s->req_len == 0 ? LOG_DEBUG : LOG_INFO;
+    enum log_sev sev = s->status == 0 && s->req_len == 0 && !s->tls_error[0] ? LOG_DEBUG : LOG_INFO;
 
     /* A connection that carried plain requests has a line for each; it
      * needs one of its own only if it also upgraded. */
@@ -51,6 +64,7 @@ static void log_access(struct session *s)
         log_strn(&l, "close_reason", s->close_reason, s->close_reason_len);
     log_str(&l, "closed_by", closed_by_names[s->closed_by]);
     log_str(&l, "error", err_name(s->err));
+    session_log_tls(s, &l);
     log_end(&l);
 }
 
@@ -104,12 +118,33 @@ static void after_step(struct session *s)
         finish(s);
 }
 
+/* Before a TLS leg's event reaches a step: write what the transport owes
+ * when the socket can take it, and while the TLS handshake is under way
+ * let any readiness count as both (the library may need to read before it
+ * can write, or the reverse). Returns false when the session ended. */
+static bool tls_event(struct session *s, struct leg *l, uint32_t *events)
+{
+    if ((*events & EPOLLOUT) && tls_owes(l->tls) && !leg_flush_owed(l)) {
+        if (!s->err)
+            s->err = l->is_client ? ERR_CLIENT_CLOSED : ERR_BACKEND_CLOSED;
+        finish(s);
+        return false;
+    }
+    if (!tls_established(l->tls))
+        *events |= EPOLLIN | EPOLLOUT;
+    else if (!s->tls_done && l == &s->c)
+        session_tls_established(s);
+    return true;
+}
+
 static void on_event(struct io *io, uint32_t events)
 {
     struct leg *l = (struct leg *)((char *)io - offsetof(struct leg, io));
     struct session *s = l->s;
 
     if (s->st >= SESS_ST_END || io->fd < 0)
+        return;
+    if (__builtin_expect(l->tls != NULL, 0) && !tls_event(s, l, &events))
         return;
     if (s->st == SESS_ST_RELAY)
         relay_event(l, events);
@@ -145,7 +180,18 @@ void session_release_slot(struct session *s)
     }
 }
 
-void session_start(struct worker *w, int fd, const struct sockaddr_storage *peer)
+void session_tls_established(struct session *s)
+{
+    struct tls_conn *t = s->c.tls;
+
+    s->tls_done = true;
+    snprintf(s->tls_version, sizeof(s->tls_version), "%s", tls_version(t));
+    snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s", tls_cipher(t));
+    s->tls_resumed = tls_resumed(t);
+}
+
+void session_start(struct worker *w, const struct conf_listener *lc, int fd,
+                   const struct sockaddr_storage *peer)
 {
     struct session *s = objpool_get(&w->session_pool);
     unsigned n;
@@ -160,6 +206,7 @@ void session_start(struct worker *w, int fd, const struct sockaddr_storage *peer
     leg_init(s, &s->c, true, on_event);
     leg_init(s, &s->b, false, on_event);
     s->c.io.fd = fd;
+    s->listener = lc;
     s->peer = *peer;
     s->start_ms = w->loop.now;
     s->st = SESS_ST_REQUEST;
@@ -173,6 +220,11 @@ void session_start(struct worker *w, int fd, const struct sockaddr_storage *peer
 
     n = atomic_fetch_add_explicit(&w->proxy->conns, 1, memory_order_relaxed) + 1;
     s->counted = true;
+    if (lc->has_tls && !(s->c.tls = tls_accept_new(lc->tls.srv, fd))) {
+        s->err = ERR_NOMEM;
+        finish(s);
+        return;
+    }
     if (loop_add(&w->loop, &s->c.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
         s->err = ERR_SYS;
         finish(s);

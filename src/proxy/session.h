@@ -31,12 +31,20 @@ struct proxy;
 struct health;
 struct http_x;
 struct pool_slot;
+struct tls_conn;
 
 /* pool.c: idle backend connections per upstream and backend */
 struct http_pool {
     struct pool_slot **slots; /* slots[upstream][backend] */
     size_t *nb;               /* backends per upstream */
     size_t n;                 /* upstreams */
+};
+
+/* One listener's socket in one worker. */
+struct wlisten {
+    struct io io; /* this worker's SO_REUSEPORT socket for it */
+    struct worker *w;
+    const struct conf_listener *conf;
 };
 
 struct worker {
@@ -48,7 +56,8 @@ struct worker {
     struct rng rng;
     struct proxy *proxy;      /* shared, read-only but for the connection count */
     const struct config *cfg; /* borrowed snapshot */
-    struct io listen_io;      /* this worker's SO_REUSEPORT socket */
+    struct wlisten *listens;  /* one per configured listener */
+    size_t nlistens;
     struct io wake_io;        /* eventfd: the main thread asks for shutdown */
     struct session *sessions; /* every live session, for shutdown */
     unsigned nsessions;
@@ -70,7 +79,7 @@ struct proxy {
     unsigned nworkers;
     atomic_uint conns;     /* client connections open, all workers */
     unsigned max_conns;    /* effective max_connections (see proxy_max_connections) */
-    char addr[64];         /* listen address actually bound */
+    char (*addrs)[64];     /* each listener's address actually bound */
     struct health *health; /* active health checks, or NULL */
 };
 
@@ -98,8 +107,9 @@ enum closed_by { CLOSED_BY_NONE, CLOSED_BY_CLIENT, CLOSED_BY_BACKEND, CLOSED_BY_
 /* One side of the pair. Bytes read from a leg are parsed into its rx queue
  * and written from there to the other leg, in place. */
 struct leg {
-    struct io io;      /* fd (-1 once closed) and event callback */
-    struct session *s; /* owner */
+    struct io io;         /* fd (-1 once closed) and event callback */
+    struct session *s;    /* owner */
+    struct tls_conn *tls; /* the TLS transport, or NULL: a plain socket */
     bool is_client;
 
     /* rx queue: bytes read from this leg; [rpos,ppos) of each buffer is
@@ -163,8 +173,9 @@ struct session {
     struct leg c; /* client */
     struct leg b; /* backend */
     struct worker *w;
-    const struct config *cfg;    /* the snapshot it started with (borrowed: outlives it) */
-    struct session *next, *prev; /* worker's list */
+    const struct config *cfg;             /* the snapshot it started with (borrowed: outlives it) */
+    const struct conf_listener *listener; /* the listener it came through */
+    struct session *next, *prev;          /* worker's list */
     enum sess_state st;
     struct timer timer;
     struct defer defer;
@@ -177,8 +188,13 @@ struct session {
     char close_reason[124];
     uint8_t close_reason_len;
     enum closed_by closed_by;
-    bool counted; /* holds a slot in proxy->conns */
-    bool closing; /* a close handshake is under way */
+    bool counted;     /* holds a slot in proxy->conns */
+    bool tls_done;    /* the client's TLS handshake completed (fields below set) */
+    bool tls_resumed; /* ... by resuming a session */
+    char tls_version[8];
+    char tls_cipher[48];
+    char tls_error[64]; /* why the client's TLS failed, for the log */
+    bool closing;       /* a close handshake is under way */
 
     /* routing, decided at the handshake */
     const struct rc_route *route;       /* matched route, or NULL */
@@ -235,11 +251,17 @@ struct session {
 /* session.c: the dispatcher */
 
 /* Start a session for an accepted client socket fd (taken). */
-void session_start(struct worker *w, int fd, const struct sockaddr_storage *peer);
+void session_start(struct worker *w, const struct conf_listener *lc, int fd,
+                   const struct sockaddr_storage *peer);
 /* Graceful shutdown: close 1001 in the relay, 503 during the handshake. */
 void session_shutdown(struct session *s);
 /* Finish now (shutdown_timeout passed), with err as the reason if none yet. */
 void session_abort(struct session *s, int err);
+struct log_line;
+/* The TLS fields of an access-log line (none for a plain connection). */
+void session_log_tls(const struct session *s, struct log_line *l);
+/* The client's TLS handshake completed: note version and cipher. */
+void session_tls_established(struct session *s);
 /* Give back the client's share of the worker's connection count (once). */
 void session_release_slot(struct session *s);
 

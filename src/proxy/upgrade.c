@@ -18,6 +18,7 @@
 #include "http/handshake.h"
 #include "http/path.h"
 #include "proxy/session.h"
+#include "proxy/transport.h"
 #include "route/route.h"
 
 #define RELAY_BODY_MAX (64 * 1024) /* bytes of a backend error body relayed to the client */
@@ -47,7 +48,7 @@ static void linger_read(struct session *s)
     char sink[4096];
 
     for (;;) {
-        ssize_t n = read(s->c.io.fd, sink, sizeof(sink));
+        ssize_t n = leg_recv(&s->c, sink, sizeof(sink));
         if (n > 0)
             continue;
         if (n < 0 && errno == EINTR)
@@ -72,7 +73,7 @@ static void respond_flush(struct session *s)
     /* Half-close and drain what the client still sends, so closing with
      * unread bytes does not reset the connection and destroy our response
      * before the client reads it. */
-    shutdown(s->c.io.fd, SHUT_WR);
+    leg_shutw(&s->c);
     s->st = SESS_ST_LINGER;
     linger_read(s);
 }
@@ -125,7 +126,7 @@ void http_respond_error(struct session *s, int status, int err)
 void http_close_client(struct session *s)
 {
     /* Everything is written: half-close and drain, as after an error. */
-    shutdown(s->c.io.fd, SHUT_WR);
+    leg_shutw(&s->c);
     s->st = SESS_ST_LINGER;
     set_deadline(s, s->w->loop.now + LINGER_MAX_MS);
     linger_read(s);
@@ -354,7 +355,7 @@ static void attempt(struct session *s)
     }
     hu = (struct hs_upstream){.key = wskey,
                               .client_ip = ip,
-                              .proto = "http",
+                              .proto = s->listener->has_tls ? "https" : "http",
                               .request_id = {s->request_id, strlen(s->request_id)},
                               .target = {target, (size_t)tlen}};
     rc = hs_build_upstream(out, cap, &s->req, &s->info, &hu);
@@ -576,10 +577,32 @@ void handshake_free(struct session *s)
 
 static void request_parsed(struct session *s, int rc);
 
+/* The client's TLS failed while its request was awaited. Plain HTTP sent
+ * to a TLS listener gets a plain 400 that says so (the TLS layer is
+ * dropped for it); any other failure ends the connection with its reason
+ * in the log. */
+static void tls_failed(struct session *s)
+{
+    bool http = tls_peer_spoke_http(s->c.tls);
+
+    snprintf(s->tls_error, sizeof(s->tls_error), "%s", tls_failure(s->c.tls));
+    if (http) {
+        tls_free(s->c.tls);
+        s->c.tls = NULL;
+        fail(s, ERR_HTTP_ON_TLS);
+        return;
+    }
+    s->err = s->tls_done ? ERR_TLS : ERR_TLS_HANDSHAKE;
+    s->closed_by = CLOSED_BY_PROXY;
+    session_end(s);
+}
+
 /* The start of a TLS handshake record (content type 22, version 3.x):
  * a client speaking TLS to this plain listener, not a malformed request. */
 static bool looks_like_tls(const struct session *s)
 {
+    if (s->c.tls)
+        return false;
     const uint8_t *p = (const uint8_t *)s->req_head;
 
     return s->req_len >= 3 && p[0] == 0x16 && p[1] == 0x03 && p[2] <= 0x04;
@@ -613,11 +636,15 @@ static void read_request(struct session *s)
             return;
         }
         room = lim.max_head - s->req_len;
-        n = read(s->c.io.fd, in, room);
+        n = leg_recv(&s->c, in, room);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN) {
             s->c.readable = false;
+            return;
+        }
+        if (n < 0 && errno == EPROTO && s->c.tls) {
+            tls_failed(s);
             return;
         }
         if (n <= 0) {
@@ -633,9 +660,11 @@ static void read_request(struct session *s)
             session_end(s);
             return;
         }
+        if (s->c.tls && !s->tls_done)
+            session_tls_established(s);
         /* A short read emptied the socket: more bytes (a body, the next
          * request) come with a new EPOLLIN. */
-        s->c.readable = (size_t)n == room || s->c.rdhup;
+        s->c.readable = (size_t)n == room || s->c.rdhup || !leg_short_read_drains(&s->c);
         /* The next request on a kept-alive connection has begun: its head
          * must now be complete within request_timeout. */
         if (s->nrequests > 0 && s->req_len == (size_t)n && s->lim->request_timeout_ms)
@@ -650,7 +679,7 @@ static void read_request(struct session *s)
         rc = http_parse_request(s->req_head, s->req_len, &lim, &s->req, &s->hs_scan);
         /* A short read emptied the socket: the next bytes come with a new
          * edge, so skip the read that would only say EAGAIN. */
-        if (rc == ERR_AGAIN && (size_t)n < room && !s->c.rdhup)
+        if (rc == ERR_AGAIN && (size_t)n < room && !s->c.rdhup && leg_short_read_drains(&s->c))
             return;
         if (rc == ERR_AGAIN)
             continue;
@@ -811,7 +840,7 @@ static void read_body(struct session *s)
     char chunk[16384];
 
     for (;;) {
-        ssize_t n = read(s->b.io.fd, chunk, sizeof(chunk));
+        ssize_t n = leg_recv(&s->b, chunk, sizeof(chunk));
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
@@ -878,7 +907,7 @@ static void read_response(struct session *s)
             backend_failed(s, ERR_HS_STATUS);
             return;
         }
-        n = read(s->b.io.fd, in, room);
+        n = leg_recv(&s->b, in, room);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == EAGAIN)
@@ -893,7 +922,7 @@ static void read_response(struct session *s)
         }
         resp.headers = s->w->scratch;
         rc = http_parse_response(s->hs, s->hs_len, &lim, &resp, &s->hs_scan);
-        if (rc == ERR_AGAIN && (size_t)n < room && !s->b.rdhup)
+        if (rc == ERR_AGAIN && (size_t)n < room && !s->b.rdhup && leg_short_read_drains(&s->b))
             return;
         if (rc == ERR_AGAIN)
             continue;

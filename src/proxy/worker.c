@@ -47,7 +47,8 @@ static void trim_memory(struct timer *t)
 
 static void on_accept(struct io *io, uint32_t events)
 {
-    struct worker *w = (struct worker *)((char *)io - offsetof(struct worker, listen_io));
+    struct wlisten *wl = (struct wlisten *)((char *)io - offsetof(struct wlisten, io));
+    struct worker *w = wl->w;
 
     for (int i = 0; i < ACCEPT_BATCH && !w->draining; i++) {
         struct sockaddr_storage peer;
@@ -66,7 +67,7 @@ static void on_accept(struct io *io, uint32_t events)
             timer_arm(&w->loop.wheel, &w->accept_retry, w->loop.now + ACCEPT_RETRY_MS);
             return;
         }
-        session_start(w, fd, &peer);
+        session_start(w, wl->conf, fd, &peer);
     }
     /* Batch exhausted with connections possibly pending: edge-triggered
      * epoll will not report them again, so come back after this pass. */
@@ -80,8 +81,8 @@ static void accept_again(struct timer *t)
 {
     struct worker *w = (struct worker *)((char *)t - offsetof(struct worker, accept_retry));
 
-    if (!w->draining)
-        on_accept(&w->listen_io, EPOLLIN);
+    for (size_t i = 0; i < w->nlistens && !w->draining; i++)
+        on_accept(&w->listens[i].io, EPOLLIN);
 }
 
 static void drain_expired(struct timer *t)
@@ -103,8 +104,10 @@ static void on_wake(struct io *io, uint32_t events)
     if (w->draining)
         return;
     w->draining = true;
-    close(w->listen_io.fd);
-    w->listen_io.fd = -1;
+    for (size_t i = 0; i < w->nlistens; i++) {
+        close(w->listens[i].io.fd);
+        w->listens[i].io.fd = -1;
+    }
     w->drain_deadline = w->loop.now + w->cfg->shutdown_timeout_ms;
     timer_arm(&w->loop.wheel, &w->drain_timer, w->drain_deadline);
     for (struct session *s = w->sessions; s; s = s->next)
@@ -121,14 +124,30 @@ static void *worker_main(void *arg)
     return NULL;
 }
 
-static int worker_init(struct worker *w, struct proxy *p, unsigned id, int listen_fd)
+/* Takes the listening sockets fds[0..nlistens) (closed by worker_destroy
+ * from here on, whatever happens). */
+static int worker_init(struct worker *w, struct proxy *p, unsigned id, const int *fds)
 {
+    const struct config *cfg = p->cfg;
+
     memset(w, 0, sizeof(*w));
     w->proxy = p;
-    w->cfg = p->cfg;
+    w->cfg = cfg;
     w->id = id;
-    w->listen_io.fd = listen_fd;
     w->wake_io.fd = -1;
+    w->listens = calloc(cfg->nlisteners, sizeof(*w->listens));
+    if (!w->listens) {
+        for (size_t i = 0; i < cfg->nlisteners; i++)
+            close(fds[i]);
+        return ERR_NOMEM;
+    }
+    w->nlistens = cfg->nlisteners;
+    for (size_t i = 0; i < w->nlistens; i++) {
+        w->listens[i].io.fd = fds[i];
+        w->listens[i].io.cb = on_accept;
+        w->listens[i].w = w;
+        w->listens[i].conf = &cfg->listeners[i];
+    }
     if (loop_init(&w->loop) < 0 || rng_init(&w->rng) < 0)
         return ERR_SYS;
     buf_pool_init(&w->pool, POOL_CACHE);
@@ -142,19 +161,22 @@ static int worker_init(struct worker *w, struct proxy *p, unsigned id, int liste
     timer_init(&w->drain_timer, drain_expired);
     timer_init(&w->trim_timer, trim_memory);
     timer_init(&w->accept_retry, accept_again);
-    w->listen_io.cb = on_accept;
     w->wake_io.fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w->wake_io.cb = on_wake;
-    if (w->wake_io.fd < 0 || loop_add(&w->loop, &w->listen_io, EPOLLIN) < 0 ||
-        loop_add(&w->loop, &w->wake_io, EPOLLIN) < 0)
+    if (w->wake_io.fd < 0 || loop_add(&w->loop, &w->wake_io, EPOLLIN) < 0)
         return ERR_SYS;
+    for (size_t i = 0; i < w->nlistens; i++)
+        if (loop_add(&w->loop, &w->listens[i].io, EPOLLIN) < 0)
+            return ERR_SYS;
     return 0;
 }
 
 static void worker_destroy(struct worker *w)
 {
-    if (w->listen_io.fd >= 0)
-        close(w->listen_io.fd);
+    for (size_t i = 0; i < w->nlistens; i++)
+        if (w->listens[i].io.fd >= 0)
+            close(w->listens[i].io.fd);
+    free(w->listens);
     if (w->wake_io.fd >= 0)
         close(w->wake_io.fd);
     loop_destroy(&w->loop);
@@ -210,15 +232,48 @@ static unsigned fit_connections(const struct config *cfg)
     return (unsigned)fit;
 }
 
-int proxy_start(struct proxy **out, const struct config *cfg)
+/* Bind each listener once without SO_REUSEPORT first, so that a port in
+ * use (another wsgate started by mistake would share it through
+ * SO_REUSEPORT) is an error; this also resolves port 0 to the port every
+ * worker then binds. addrs receive the bound addresses. */
+static int probe_listeners(struct proxy *p, struct sockaddr_storage *addrs, size_t *bad)
+{
+    const struct config *cfg = p->cfg;
+
+    for (size_t i = 0; i < cfg->nlisteners; i++) {
+        int probe;
+        addrs[i] = cfg->listeners[i].addr.sa;
+        probe = sock_listen((struct sockaddr *)&addrs[i], cfg->listeners[i].addr.len, false, 1);
+        if (probe < 0) {
+            *bad = i;
+            return ERR_SYS;
+        }
+        set_port(&addrs[i], sock_local_port(probe));
+        close(probe);
+        sock_addr_text((struct sockaddr *)&addrs[i], p->addrs[i], sizeof(p->addrs[i]));
+    }
+    return 0;
+}
+
+static void free_proxy(struct proxy *p)
+{
+    free(p->workers);
+    free(p->addrs);
+    free(p);
+}
+
+int proxy_start(struct proxy **out, const struct config *cfg, size_t *bad)
 {
     struct proxy *p = calloc(1, sizeof(*p));
-    struct sockaddr_storage addr = cfg->listen.sa;
+    struct sockaddr_storage addrs[MAX_LISTENERS];
+    int fds[MAX_LISTENERS];
     unsigned n = cfg->workers;
-    int probe, rc;
+    int rc;
 
-    if (!p)
+    if (!p || !(p->addrs = calloc(cfg->nlisteners, sizeof(*p->addrs)))) {
+        free(p);
         return ERR_NOMEM;
+    }
     if (n == 0) {
         long cores = sysconf(_SC_NPROCESSORS_ONLN);
         n = cores > 0 ? (unsigned)cores : 1;
@@ -226,36 +281,45 @@ int proxy_start(struct proxy **out, const struct config *cfg)
     p->cfg = cfg;
     p->max_conns = fit_connections(cfg);
     atomic_init(&p->conns, 0);
-    /* SO_REUSEPORT would let us share a port with another wsgate started by
-     * mistake; bind once without it first, so a port in use is an error.
-     * This also resolves port 0 to the port every worker then binds. */
-    probe = sock_listen((struct sockaddr *)&addr, cfg->listen.len, false, 1);
-    if (probe < 0) {
+    *bad = 0;
+    if (probe_listeners(p, addrs, bad) < 0) {
         int e = errno;
-        free(p);
+        free_proxy(p);
         errno = e; /* the caller prints the one-line error */
         return ERR_SYS;
     }
-    set_port(&addr, sock_local_port(probe));
-    close(probe);
-    sock_addr_text((struct sockaddr *)&addr, p->addr, sizeof(p->addr));
 
     p->workers = calloc(n, sizeof(*p->workers));
     if (!p->workers) {
-        free(p);
+        free_proxy(p);
         return ERR_NOMEM;
     }
     for (unsigned i = 0; i < n; i++) {
-        int fd = sock_listen((struct sockaddr *)&addr, cfg->listen.len, true, 4096);
-        if (fd < 0 || (rc = worker_init(&p->workers[i], p, i, fd)) < 0) {
-            int e = errno;
+        size_t nfd = 0;
+        int e = 0;
+        for (; nfd < cfg->nlisteners; nfd++) {
+            fds[nfd] = sock_listen((struct sockaddr *)&addrs[nfd], cfg->listeners[nfd].addr.len,
+                                   true, 4096);
+            if (fds[nfd] < 0) {
+                e = errno;
+                break;
+            }
+        }
+        if (nfd < cfg->nlisteners) {
+            while (nfd > 0)
+                close(fds[--nfd]);
+            rc = ERR_SYS;
+        } else {
+            rc = worker_init(&p->workers[i], p, i, fds);
+            e = errno;
+        }
+        if (rc < 0) {
             log_simple(LOG_ERROR, "cannot start worker", strerror(e));
-            if (fd >= 0)
+            if (nfd == cfg->nlisteners)
                 worker_destroy(&p->workers[i]);
             for (unsigned j = 0; j < i; j++)
                 worker_destroy(&p->workers[j]);
-            free(p->workers);
-            free(p);
+            free_proxy(p);
             errno = e;
             return ERR_SYS;
         }
@@ -282,9 +346,9 @@ int proxy_start(struct proxy **out, const struct config *cfg)
     return 0;
 }
 
-const char *proxy_addr(const struct proxy *p)
+const char *proxy_addr(const struct proxy *p, size_t i)
 {
-    return p->addr;
+    return p->addrs[i];
 }
 
 unsigned proxy_max_connections(const struct proxy *p)
@@ -315,6 +379,5 @@ void proxy_join(struct proxy *p)
         pthread_join(p->workers[i].thread, NULL);
     for (unsigned i = 0; i < p->nworkers; i++)
         worker_destroy(&p->workers[i]);
-    free(p->workers);
-    free(p);
+    free_proxy(p);
 }

@@ -441,7 +441,7 @@ static void test_defaults(void **state)
 
     memset(&c, 0xFF, sizeof(c));
     config_defaults(&c);
-    assert_int_equal(c.listen.len, 0);
+    assert_int_equal(c.nlisteners, 0);
     assert_int_equal(c.workers, 0);
     assert_int_equal(c.max_connections, 0); /* auto: fit the descriptor limit */
     assert_int_equal(c.log_level, LOG_LEVEL_INFO);
@@ -477,7 +477,7 @@ static void test_minimal_file_gets_defaults(void **state)
     assert_int_equal(l.rc, 0);
     assert_string_equal(l.errs, "");
     config_defaults(&d);
-    assert_string_equal(l.cfg->listen.text, "127.0.0.1:8080");
+    assert_string_equal(l.cfg->listeners[0].addr.text, "127.0.0.1:8080");
     assert_int_equal(l.cfg->workers, d.workers);
     assert_int_equal(l.cfg->max_connections, d.max_connections);
     assert_int_equal(l.cfg->handshake_timeout_ms, d.handshake_timeout_ms);
@@ -529,7 +529,7 @@ static void test_full_valid_file(void **state)
     assert_string_equal(l.errs, "");
     assert_int_equal(l.rc, 0);
     struct config *c = l.cfg;
-    assert_string_equal(c->listen.text, "[::1]:8443");
+    assert_string_equal(c->listeners[0].addr.text, "[::1]:8443");
     assert_int_equal(c->workers, 4);
     assert_int_equal(c->max_connections, 500);
     assert_int_equal(c->log_level, LOG_LEVEL_DEBUG);
@@ -573,7 +573,7 @@ static void test_workers_auto_and_off(void **state)
     assert_int_equal(l.cfg->lim.idle_timeout_ms, 0);
     assert_int_equal(l.cfg->lim.max_stall_ms, 0);
     assert_int_equal(l.cfg->log_level, LOG_LEVEL_ERROR);
-    assert_string_equal(l.cfg->listen.text, "0.0.0.0:0");
+    assert_string_equal(l.cfg->listeners[0].addr.text, "0.0.0.0:0");
     loaded_free(&l);
 }
 
@@ -1060,7 +1060,7 @@ static void test_validate(void **state)
                         "wsgate: no routes: add routes to the config file or pass --backend\n");
     free(out);
 
-    assert_int_equal(conf_parse_listen("127.0.0.1:8080", &c.listen, &why), 0);
+    assert_int_equal(config_set_flag(&c, "listen", "--listen", "127.0.0.1:8080", stderr), 0);
     assert_int_equal(route_conf_add_default(&c.routing, "ws://127.0.0.1:9000", &why), 0);
     out = validate_output(&c, &rc);
     assert_int_equal(rc, 0);

@@ -1,0 +1,366 @@
+// TLS termination on listeners: wss:// and https:// clients (Node's tls, ws
+// and https, i.e. OpenSSL on the client side too, verifying against a CA
+// the test makes with the openssl command), several listeners at once,
+// certificates chosen by SNI, minimum version, ALPN, session resumption
+// with rotated ticket keys, plain HTTP or garbage sent to a TLS port, the
+// handshake timeout, bulk integrity both ways, and the config errors.
+import assert from 'node:assert/strict';
+import https from 'node:https';
+import net from 'node:net';
+import tls from 'node:tls';
+import { after, before, describe, test } from 'node:test';
+import { delay, openClient, runWsgate, startEchoBackend, startWsgate, waitClosed, withTimeout, writeTempFile, wsClient } from './lib/harness.mjs';
+import { makeCA } from './lib/certs.mjs';
+import { assertNumbered, streamer } from './lib/stream.mjs';
+
+let ca;
+let certA; // a.test, *.a.test (the default: listed first)
+let certB; // b.test
+let backend;
+let quiet; // a backend that does not echo, for streams both ways
+
+before(async () => {
+    ca = makeCA();
+    certA = ca.issue('a', { dns: ['a.test', '*.a.test'] });
+    certB = ca.issue('b', { dns: ['b.test'], rsa: true });
+    backend = await startEchoBackend();
+    quiet = await startEchoBackend({ echo: false });
+});
+
+after(async () => {
+    await backend?.close();
+    await quiet?.close();
+    ca?.remove();
+});
+
+/** YAML for a TLS listener (and optionally a plain one) routed to the echo backend. */
+function tlsConfig({ tlsExtra = '', plain = false, extra = '' } = {}) {
+    return `workers: 1
+${extra}listeners:
+  - address: 127.0.0.1:0
+    tls:
+      certificates:
+        - {cert: ${certA.cert}, key: ${certA.key}}
+        - {cert: ${certB.cert}, key: ${certB.key}}
+${tlsExtra}${plain ? '  - address: 127.0.0.1:0\n' : ''}routes:
+  - path: /bulk
+    backend: ws://127.0.0.1:${quiet.port}
+  - path: /
+    backend: ws://127.0.0.1:${backend.port}
+`;
+}
+
+async function startTls(opts) {
+    const gw = await startWsgate({ config: tlsConfig(opts) });
+    const lines = await gw.waitForLogs((l) => l.msg === 'listening', opts?.plain ? 2 : 1);
+    gw.tlsPort = Number(/:(\d+)$/.exec(lines[0].addr)[1]);
+    if (opts?.plain) gw.plainPort = Number(/:(\d+)$/.exec(lines[1].addr)[1]);
+    return gw;
+}
+
+/** A TLS connection to port; resolves with the socket once the handshake is done. */
+function tlsConnect(port, options = {}) {
+    return new Promise((resolve, reject) => {
+        const s = tls.connect({ host: '127.0.0.1', port, ca: ca.caPem, ...options });
+        s.once('secureConnect', () => resolve(s));
+        s.once('error', reject);
+    });
+}
+
+function peerCN(s) {
+    return s.getPeerCertificate().subject.CN;
+}
+
+describe('TLS listeners', () => {
+    let gw;
+    before(async () => {
+        gw = await startTls({ plain: true });
+    });
+    after(async () => {
+        await gw?.stop();
+    });
+
+    test('a wss:// client verifying the certificate relays text and binary both ways; the backend sees X-Forwarded-Proto https', async () => {
+        const c = await openClient(`wss://127.0.0.1:${gw.tlsPort}/room`, { ca: ca.caPem, servername: 'a.test' });
+        const be = await backend.nextConnection();
+        assert.equal(be.headers['x-forwarded-proto'], 'https');
+        c.ws.send('hello over tls');
+        const m = await c.nextMessage();
+        assert.equal(m.data.toString(), 'hello over tls');
+        const bin = Buffer.from([0, 1, 2, 255]);
+        c.ws.send(bin);
+        assert.deepEqual((await c.nextMessage()).data, bin);
+        c.ws.close(1000, 'done');
+        assert.deepEqual(await waitClosed(c), { code: 1000, reason: 'done' });
+        const line = await gw.waitForLog((l) => l.msg === 'access' && l.path === '/room');
+        assert.match(line.tls_version, /^TLSv1\.[23]$/);
+        assert.ok(line.tls_cipher.length > 0, JSON.stringify(line));
+        assert.equal(line.close_code, 1000);
+    });
+
+    test('the plain listener beside it serves ws:// with X-Forwarded-Proto http, and its log line has no TLS fields', async () => {
+        const c = await openClient(`ws://127.0.0.1:${gw.plainPort}/plain`);
+        const be = await backend.nextConnection();
+        assert.equal(be.headers['x-forwarded-proto'], 'http');
+        c.ws.send('plain');
+        assert.equal((await c.nextMessage()).data.toString(), 'plain');
+        c.ws.close(1000);
+        await waitClosed(c);
+        const line = await gw.waitForLog((l) => l.msg === 'access' && l.path === '/plain');
+        assert.equal(line.tls_version, undefined);
+    });
+
+    test('SNI picks the certificate: exact names, a wildcard, and the first certificate for unknown or missing names', async () => {
+        const cases = [
+            ['a.test', 'a.test'],
+            ['b.test', 'b.test'],
+            ['chat.a.test', 'a.test'], // *.a.test
+            ['unknown.example', 'a.test'], // the default
+            ['deep.chat.a.test', 'a.test'], // a wildcard covers one label: default again
+        ];
+        for (const [name, cn] of cases) {
+            const s = await tlsConnect(gw.tlsPort, { servername: name, rejectUnauthorized: false });
+            assert.equal(peerCN(s), cn, `SNI ${name}`);
+            s.destroy();
+        }
+        // Verified by the client against the CA and the name it asked for.
+        const s = await tlsConnect(gw.tlsPort, { servername: 'b.test' });
+        assert.equal(s.authorized, true);
+        s.destroy();
+        // No SNI at all (an IP address): the default certificate.
+        const ip = await tlsConnect(gw.tlsPort, { rejectUnauthorized: false });
+        assert.equal(peerCN(ip), 'a.test');
+        ip.destroy();
+    });
+
+    test('ALPN: http/1.1 is chosen when offered; a client offering only h2 is refused with no_application_protocol', async () => {
+        const s = await tlsConnect(gw.tlsPort, { servername: 'a.test', ALPNProtocols: ['h2', 'http/1.1'] });
+        assert.equal(s.alpnProtocol, 'http/1.1');
+        s.destroy();
+        await assert.rejects(tlsConnect(gw.tlsPort, { servername: 'a.test', ALPNProtocols: ['h2'] }), /no application protocol|alert number 120/i);
+    });
+
+    test('TLS 1.2 clients are accepted by default', async () => {
+        const s = await tlsConnect(gw.tlsPort, { servername: 'a.test', maxVersion: 'TLSv1.2' });
+        assert.equal(s.getProtocol(), 'TLSv1.2');
+        s.destroy();
+    });
+
+    test('plain HTTP sent to the TLS port gets a plain 400 saying so', async () => {
+        const res = await new Promise((resolve, reject) => {
+            const s = net.connect(gw.tlsPort, '127.0.0.1');
+            let data = '';
+            s.on('connect', () => s.write('GET / HTTP/1.1\r\nHost: x\r\n\r\n'));
+            s.on('data', (d) => (data += d));
+            s.on('end', () => resolve(data));
+            s.on('error', reject);
+        });
+        assert.match(res, /^HTTP\/1\.1 400 /);
+        assert.match(res, /plain HTTP request on a TLS listener/);
+        const line = await gw.waitForLog((l) => l.msg === 'access' && l.error === 'http_on_tls_listener');
+        assert.equal(line.status, 400);
+    });
+
+    test('garbage instead of a ClientHello closes the connection and logs the TLS error', async () => {
+        const closed = await new Promise((resolve, reject) => {
+            const s = net.connect(gw.tlsPort, '127.0.0.1');
+            s.on('connect', () => s.write(Buffer.from('160301000463000000', 'hex')));
+            s.on('data', () => {});
+            s.on('close', () => resolve(true));
+            s.on('error', () => resolve(true));
+            setTimeout(() => reject(new Error('not closed')), 4000);
+        });
+        assert.ok(closed);
+        const line = await gw.waitForLog((l) => l.msg === 'access' && l.error === 'tls_handshake');
+        assert.ok(line.tls_error.length > 0, JSON.stringify(line));
+    });
+
+    test('plain HTTP requests over https:// keep one TLS connection alive across 50 requests', async () => {
+        // The echo backend answers plain requests with 426; what counts is
+        // that every request goes through on one TLS connection.
+        const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: ca.caPem, servername: 'a.test' });
+        const sockets = new Set();
+        for (let i = 0; i < 50; i++) {
+            const r = await new Promise((resolve, reject) => {
+                const req = https.get({ host: '127.0.0.1', port: gw.tlsPort, path: `/p${i}`, agent, servername: 'a.test', headers: { host: 'a.test' } }, (res) => {
+                    let body = '';
+                    sockets.add(res.socket);
+                    res.setEncoding('utf8');
+                    res.on('data', (d) => (body += d));
+                    res.on('end', () => resolve({ status: res.statusCode, body }));
+                });
+                req.on('error', reject);
+            });
+            assert.equal(r.status, 426);
+            assert.equal(r.body, 'websocket only\n');
+        }
+        assert.equal(sockets.size, 1, 'one TLS connection for all requests');
+        agent.destroy();
+    });
+
+    test('32 MiB each way at once over wss:// arrive intact and in order', async () => {
+        // (A backend that does not echo: each side checks the other's stream.)
+        const c = await openClient(`wss://127.0.0.1:${gw.tlsPort}/bulk`, { ca: ca.caPem, servername: 'a.test' });
+        const be = await quiet.nextConnection();
+        const n = 128;
+        const size = 256 * 1024;
+        const up = streamer(c.ws, n, size);
+        const down = streamer(be.ws, n, size);
+        await withTimeout(Promise.all([up.done, down.done]), 30000, 'both streams sent');
+        await withTimeout(
+            (async () => {
+                while (c.received.length < n || be.received.length < n) await delay(20);
+            })(),
+            30000,
+            'all messages at both ends',
+        );
+        assert.equal(up.failed + down.failed, 0);
+        assertNumbered(c.received, n, size);
+        assertNumbered(be.received, n, size);
+        c.ws.close(1000);
+        await waitClosed(c, 10000);
+    });
+});
+
+describe('TLS settings', () => {
+    test('min_version 1.3 refuses a TLS 1.2 client (logged) and accepts TLS 1.3', async () => {
+        const gw = await startTls({ tlsExtra: '      min_version: "1.3"\n' });
+        try {
+            await assert.rejects(tlsConnect(gw.tlsPort, { servername: 'a.test', maxVersion: 'TLSv1.2' }), /protocol version|alert/i);
+            const line = await gw.waitForLog((l) => l.msg === 'access' && l.error === 'tls_handshake');
+            assert.match(line.tls_error, /unsupported protocol|version/i);
+            const s = await tlsConnect(gw.tlsPort, { servername: 'a.test' });
+            assert.equal(s.getProtocol(), 'TLSv1.3');
+            s.destroy();
+        } finally {
+            await gw.stop();
+        }
+    });
+
+    for (const version of ['TLSv1.3', 'TLSv1.2']) {
+        test(`${version} sessions resume with a ticket, across one key rotation, and not after two`, async () => {
+            const gw = await startTls({ tlsExtra: '      ticket_key_rotation: 1s\n' });
+            try {
+                const connect = async (session) => {
+                    const s = await tlsConnect(gw.tlsPort, { servername: 'a.test', maxVersion: version, minVersion: version, session });
+                    // TLS 1.3 tickets come after the handshake: read one
+                    // round trip's worth before taking the session.
+                    const got = await new Promise((resolve) => {
+                        let sess = null;
+                        s.on('session', (x) => (sess = x));
+                        s.write('GET / HTTP/1.1\r\nHost: a.test\r\n\r\n');
+                        s.once('data', () => setTimeout(() => resolve(sess ?? s.getSession()), 50));
+                    });
+                    const reused = s.isSessionReused();
+                    s.destroy();
+                    return { reused, session: got };
+                };
+                const first = await connect();
+                assert.equal(first.reused, false);
+                assert.ok(first.session, 'a session ticket was received');
+                const again = await connect(first.session);
+                assert.equal(again.reused, true, 'resumed at once');
+                await delay(1300);
+                const rotated = await connect(first.session);
+                assert.equal(rotated.reused, true, 'resumed after one rotation (the previous key still decrypts)');
+                await delay(2300);
+                const expired = await connect(first.session);
+                assert.equal(expired.reused, false, 'not resumed two periods later');
+                const lines = gw.logs.filter((l) => l.msg === 'access' && l.tls_version === version);
+                assert.ok(lines.some((l) => l.tls_resumed === true), 'the access log says when a session resumed');
+            } finally {
+                await gw.stop();
+            }
+        });
+    }
+
+    test('the TLS handshake counts against handshake_timeout: a silent client is closed', async () => {
+        const gw = await startTls({ extra: 'handshake_timeout: 1s\n' });
+        try {
+            const t0 = Date.now();
+            await new Promise((resolve, reject) => {
+                const s = net.connect(gw.tlsPort, '127.0.0.1');
+                s.on('close', resolve);
+                s.on('error', () => {});
+                setTimeout(() => reject(new Error('still open after 5 s')), 5000);
+            });
+            const took = Date.now() - t0;
+            assert.ok(took >= 900 && took < 4000, `closed after ${took} ms`);
+        } finally {
+            await gw.stop();
+        }
+    });
+});
+
+describe('TLS configuration errors', () => {
+    async function check(yaml) {
+        const file = writeTempFile('wsgate.yaml', yaml);
+        const r = await runWsgate(['check', '-c', file]);
+        return { ...r, file };
+    }
+    const route = `routes:\n  - path: /\n    backend: ws://127.0.0.1:9\n`;
+
+    test('a missing certificate file, a key that does not match, and verify_client without client_ca are reported at their lines', async () => {
+        const r = await check(`listeners:
+  - address: 127.0.0.1:0
+    tls:
+      certificates:
+        - {cert: /nonexistent/cert.pem, key: ${certA.key}}
+  - address: 127.0.0.1:0
+    tls:
+      certificates:
+        - cert: ${certA.cert}
+          key: ${certB.key}
+  - address: 127.0.0.1:0
+    tls:
+      verify_client: required
+      certificates:
+        - {cert: ${certA.cert}, key: ${certA.key}}
+${route}`);
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, /:5:\d+: cert: cannot open "\/nonexistent\/cert.pem": No such file or directory/);
+        assert.match(r.stderr, /:10:\d+: ".*b\.key": the private key does not match the certificate/);
+        assert.match(r.stderr, /:13:\d+: verify_client: required needs client_ca/);
+    });
+
+    test('listen and listeners together, a bad min_version, a duplicate address and tls without certificates are refused', async () => {
+        const r = await check(`listen: 127.0.0.1:8080
+listeners:
+  - address: 127.0.0.1:8443
+    tls:
+      min_version: "1.1"
+      certificates:
+        - {cert: ${certA.cert}, key: ${certA.key}}
+  - address: 127.0.0.1:8443
+  - address: 127.0.0.1:8444
+    tls: {}
+${route}`);
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, /:2:1: listeners: use either listen or listeners, not both|:3:\d+: listeners: use either/);
+    });
+
+    test('each listeners error on its own', async () => {
+        const r = await check(`listeners:
+  - address: 127.0.0.1:8443
+    tls:
+      min_version: "1.1"
+      certificates:
+        - {cert: ${certA.cert}, key: ${certA.key}}
+  - address: 127.0.0.1:8450
+  - address: 127.0.0.1:8450
+  - address: 127.0.0.1:8444
+    tls: {}
+  - address: nonsense
+${route}`);
+        assert.equal(r.code, 2, r.stderr);
+        assert.match(r.stderr, /:4:20: min_version: expected one of "1\.2", "1\.3"|:4:\d+: min_version/);
+        assert.match(r.stderr, /:8:\d+: address: 127\.0\.0\.1:8450 is already a listener/);
+        assert.match(r.stderr, /:10:\d+: missing required key "certificates"/);
+        assert.match(r.stderr, /:11:\d+: address: /);
+    });
+
+    test('a valid TLS configuration passes check', async () => {
+        const r = await check(tlsConfig());
+        assert.equal(r.code, 0, r.stderr);
+    });
+});
