@@ -37,7 +37,7 @@ static const char *const hop_by_hop[] = {
 static const char *const replaced[] = {
     "Sec-WebSocket-Key",    "Sec-WebSocket-Version", "Sec-WebSocket-Extensions",
     "Sec-WebSocket-Accept", "X-Forwarded-For",       "X-Forwarded-Proto",
-    "X-Forwarded-Host",     "X-Request-Id",
+    "X-Forwarded-Host",     "X-Request-Id",          "X-Client-Cert-Subject",
 };
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -457,6 +457,8 @@ int hs_build_upstream(char *out, size_t cap, const struct http_request *req,
         put_field(&w, "X-Forwarded-Host", info->host);
     if (up->request_id.n > 0)
         put_field(&w, "X-Request-Id", up->request_id);
+    if (up->extra)
+        put_str(&w, up->extra);
     put(&w, "\r\n", 2);
     return finish(&w);
 }
@@ -847,6 +849,8 @@ static void put_forwarded(struct wbuf *w, const struct http_header *h, unsigned 
         put_field(w, "X-Forwarded-Host", host);
     if (up->request_id.n > 0)
         put_field(w, "X-Request-Id", up->request_id);
+    if (up->extra)
+        put_str(w, up->extra);
 }
 
 int hs_build_forward_request(char *out, size_t cap, const struct http_request *req,

@@ -55,6 +55,7 @@ struct hs_upstream {
     const char *proto;           /* "http" or "https", for X-Forwarded-Proto */
     struct http_span request_id; /* X-Request-Id to send (kept or generated) */
     struct http_span target;     /* request-target to send; empty: the client's as sent */
+    const char *extra;           /* header lines wsgate adds (each ending in CRLF), or NULL */
 };
 
 /* Write the backend upgrade request into out[0..cap): "GET <target> HTTP/1.1",
@@ -65,7 +66,9 @@ struct hs_upstream {
  * -Extensions and -Accept, and except X-Forwarded-For/-Proto/-Host and
  * X-Request-Id (replaced); then Upgrade, Connection, our key, version 13,
  * X-Forwarded-For (client's value + ", " + client_ip, or client_ip),
- * X-Forwarded-Proto, X-Forwarded-Host (client's Host), X-Request-Id.
+ * X-Forwarded-Proto, X-Forwarded-Host (client's Host), X-Request-Id, then
+ * up->extra. A client's X-Client-Cert-Subject is never forwarded (wsgate
+ * sets it from a verified certificate).
  * Host, Origin, Cookie, Authorization, User-Agent and Sec-WebSocket-Protocol
  * are forwarded unchanged (Host even when the client names it in Connection).
  * X-Forwarded-For is left out when there is neither a client value nor

@@ -286,7 +286,8 @@ static void connect_backend(struct session *s)
            (s->route->rewrite_prefix ? strlen(s->route->rewrite_prefix) : 0);
     target = malloc(tcap);
     tlen = target ? route_upstream_target(s->route, s->backend, &rq, target, tcap) : ERR_NOMEM;
-    cap = s->req_head_len + 512 + strlen(s->request_id) + (size_t)(tlen > 0 ? tlen : 0);
+    cap = s->req_head_len + 512 + strlen(s->request_id) + (size_t)(tlen > 0 ? tlen : 0) +
+          (s->fwd_extra ? strlen(s->fwd_extra) : 0);
     out = tlen >= 0 ? malloc(cap) : NULL;
     if (!out) {
         free(target);
@@ -296,7 +297,8 @@ static void connect_backend(struct session *s)
     hu = (struct hs_upstream){.client_ip = ip,
                               .proto = s->listener->has_tls ? "https" : "http",
                               .request_id = {s->request_id, strlen(s->request_id)},
-                              .target = {target, (size_t)tlen}};
+                              .target = {target, (size_t)tlen},
+                              .extra = s->fwd_extra};
     rc = hs_build_forward_request(out, cap, &s->req, &hu, &x->req, s->backend->addr.text);
     free(target);
     if (rc < 0) {

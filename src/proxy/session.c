@@ -6,6 +6,8 @@
  * (session_end) and returns, and the dispatcher finishes it. */
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <unistd.h>
@@ -28,6 +30,8 @@ void session_log_tls(const struct session *s, struct log_line *l)
     }
     if (s->tls_error[0])
         log_str(l, "tls_error", s->tls_error);
+    if (s->cert_subject)
+        log_str(l, "client_cert", s->cert_subject);
 }
 
 static void log_access(struct session *s)
@@ -101,6 +105,9 @@ static void finish(struct session *s)
     timer_disarm(&s->w->loop.wheel, &s->timer);
     log_access(s);
     handshake_free(s);
+    free(s->cert_subject);
+    free(s->fwd_extra);
+    s->cert_subject = s->fwd_extra = NULL;
     loop_defer(&s->w->loop, &s->defer, free_session);
 }
 
@@ -188,6 +195,15 @@ void session_tls_established(struct session *s)
     snprintf(s->tls_version, sizeof(s->tls_version), "%s", tls_version(t));
     snprintf(s->tls_cipher, sizeof(s->tls_cipher), "%s", tls_cipher(t));
     s->tls_resumed = tls_resumed(t);
+    if (s->listener->tls.verify_client != TLS_VERIFY_NONE) {
+        /* The subject of a verified certificate goes to the backend. */
+        static const char field[] = "X-Client-Cert-Subject: ";
+        char subj[1024];
+        int n = tls_peer_subject(t, subj, sizeof(subj));
+        if (n > 0 && (s->cert_subject = strdup(subj)) &&
+            (s->fwd_extra = malloc(sizeof(field) + (size_t)n + 2)))
+            snprintf(s->fwd_extra, sizeof(field) + (size_t)n + 2, "%s%s\r\n", field, subj);
+    }
 }
 
 void session_start(struct worker *w, const struct conf_listener *lc, int fd,

@@ -194,6 +194,8 @@ struct session {
     char tls_version[8];
     char tls_cipher[48];
     char tls_error[64]; /* why the client's TLS failed, for the log */
+    char *cert_subject; /* the verified client certificate's subject (malloc'd), or NULL */
+    char *fwd_extra;    /* header lines for every backend request (malloc'd), or NULL */
     bool closing;       /* a close handshake is under way */
 
     /* routing, decided at the handshake */

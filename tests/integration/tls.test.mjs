@@ -5,11 +5,12 @@
 // with rotated ticket keys, plain HTTP or garbage sent to a TLS port, the
 // handshake timeout, bulk integrity both ways, and the config errors.
 import assert from 'node:assert/strict';
+import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
-import { delay, openClient, runWsgate, startEchoBackend, startWsgate, waitClosed, withTimeout, writeTempFile, wsClient } from './lib/harness.mjs';
+import { delay, openClient, runWsgate, startEchoBackend, startWsgate, waitClosed, withTimeout, writeTempFile } from './lib/harness.mjs';
 import { makeCA } from './lib/certs.mjs';
 import { assertNumbered, streamer } from './lib/stream.mjs';
 
@@ -362,5 +363,96 @@ ${route}`);
     test('a valid TLS configuration passes check', async () => {
         const r = await check(tlsConfig());
         assert.equal(r.code, 0, r.stderr);
+    });
+});
+
+describe('client certificates', () => {
+    let other; // a CA wsgate does not trust
+    let alice; // signed by the trusted CA
+    let mallory; // signed by the other CA
+    before(() => {
+        alice = ca.issue('alice', { client: true, subject: '/CN=alice/O=Example Corp' });
+        other = makeCA('untrusted CA');
+        mallory = other.issue('mallory', { client: true, subject: '/CN=mallory' });
+    });
+    after(() => other?.remove());
+
+    const start = (mode) => startTls({ tlsExtra: `      client_ca: ${ca.ca}\n      verify_client: ${mode}\n` });
+    const wss = (gw, p, opts = {}) => openClient(`wss://127.0.0.1:${gw.tlsPort}${p}`, { ca: ca.caPem, servername: 'a.test', headers: { 'X-Client-Cert-Subject': 'CN=forged' }, ...opts });
+
+    test('verify_client: required lets a client with a certificate from client_ca in; its subject reaches the backend, a forged header does not', async () => {
+        const gw = await start('required');
+        try {
+            const c = await wss(gw, '/mtls', { cert: alice.certPem, key: alice.keyPem });
+            const be = await backend.nextConnection();
+            assert.equal(be.headers['x-client-cert-subject'], 'O=Example Corp,CN=alice');
+            assert.equal(be.rawHeaders.filter((h) => h.toLowerCase() === 'x-client-cert-subject').length, 1);
+            c.ws.close(1000);
+            await waitClosed(c);
+            const line = await gw.waitForLog((l) => l.msg === 'access' && l.path === '/mtls');
+            assert.equal(line.client_cert, 'O=Example Corp,CN=alice');
+        } finally {
+            await gw.stop();
+        }
+    });
+
+    test('verify_client: required refuses a client without a certificate and one whose CA is not trusted, and logs why', async () => {
+        const gw = await start('required');
+        try {
+            await assert.rejects(wss(gw, '/none'));
+            await assert.rejects(wss(gw, '/wrong-ca', { cert: mallory.certPem, key: mallory.keyPem }));
+            const lines = await gw.waitForLogs((l) => l.msg === 'access' && l.error === 'tls_handshake', 2);
+            const reasons = lines.map((l) => l.tls_error).join(' | ');
+            assert.match(reasons, /did not return a certificate|certificate required/i);
+            assert.match(reasons, /certificate verify failed|unknown ca/i);
+            assert.equal(backend.connections.filter((x) => x.url === '/none' || x.url === '/wrong-ca').length, 0);
+        } finally {
+            await gw.stop();
+        }
+    });
+
+    test('verify_client: optional lets a client without a certificate in (no subject header, the forged one removed) and verifies one that has a certificate', async () => {
+        const gw = await start('optional');
+        try {
+            const c = await wss(gw, '/anon');
+            const be = await backend.nextConnection();
+            assert.equal(be.headers['x-client-cert-subject'], undefined);
+            c.ws.close(1000);
+            const c2 = await wss(gw, '/alice', { cert: alice.certPem, key: alice.keyPem });
+            const be2 = await backend.nextConnection();
+            assert.equal(be2.headers['x-client-cert-subject'], 'O=Example Corp,CN=alice');
+            c2.ws.close(1000);
+            await assert.rejects(wss(gw, '/wrong-ca', { cert: mallory.certPem, key: mallory.keyPem }));
+        } finally {
+            await gw.stop();
+        }
+    });
+
+    test('plain HTTP requests over https:// carry the subject on every request', async () => {
+        const seen = [];
+        const srv = http.createServer((req, res) => {
+            seen.push(req.headers['x-client-cert-subject']);
+            res.end('ok');
+        });
+        await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+        const gw2 = await startWsgate({
+            config: tlsConfig({ tlsExtra: `      client_ca: ${ca.ca}\n      verify_client: required\n` }).replace(`backend: ws://127.0.0.1:${backend.port}`, `backend: ws://127.0.0.1:${srv.address().port}`),
+        });
+        try {
+            const agent = new https.Agent({ keepAlive: true, maxSockets: 1, ca: ca.caPem, cert: alice.certPem, key: alice.keyPem, servername: 'a.test' });
+            for (let i = 0; i < 3; i++) {
+                await new Promise((resolve, reject) => {
+                    https.get({ host: '127.0.0.1', port: gw2.port, path: '/x', agent, servername: 'a.test', headers: { 'x-client-cert-subject': 'CN=forged' } }, (res) => {
+                        res.resume();
+                        res.on('end', resolve);
+                    }).on('error', reject);
+                });
+            }
+            agent.destroy();
+            assert.deepEqual(seen, ['O=Example Corp,CN=alice', 'O=Example Corp,CN=alice', 'O=Example Corp,CN=alice']);
+        } finally {
+            await gw2.stop();
+            srv.close();
+        }
     });
 });

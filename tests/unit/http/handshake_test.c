@@ -300,6 +300,7 @@ static const char full_req[] = "GET /chat?room=7 HTTP/1.1\r\n"
                                "X-Forwarded-Proto: gopher\r\n"
                                "X-Forwarded-Host: evil\r\n"
                                "X-Request-Id: client-id\r\n"
+                               "X-Client-Cert-Subject: CN=mallory\r\n"
                                "Sec-WebSocket-Accept: junk\r\n"
                                "X-Keep: yes\r\n"
                                "\r\n";
@@ -337,7 +338,8 @@ static void test_upstream_target_and_extra_lines(void **state)
     char out[4096];
     struct http_header h[MAXH];
     struct http_request back;
-    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {NULL, 0}, {"/base/new?room=7", 16}};
+    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {NULL, 0}, {"/base/new?room=7", 16},
+                             NULL};
 
     assert_true(build_and_parse(full_req, &up, out, sizeof(out), &back, h) > 0);
     assert_span(back.target, "/base/new?room=7");
@@ -359,7 +361,9 @@ static void test_upstream_full(void **state)
     char out[4096];
     struct http_header h[MAXH];
     struct http_request back;
-    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "https", {"client-id", 9}, {NULL, 0}};
+    struct hs_upstream up = {OUR_KEY,   "192.0.2.9",
+                             "https",   {"client-id", 9},
+                             {NULL, 0}, "X-Client-Cert-Subject: CN=alice,O=Example\r\n"};
 
     int n = build_and_parse(full_req, &up, out, sizeof(out), &back, h);
     assert_true(n > 0);
@@ -403,6 +407,10 @@ static void test_upstream_full(void **state)
     assert_span(value_of(&back, "X-Forwarded-Proto"), "https");
     assert_span(value_of(&back, "X-Forwarded-Host"), "ws.example.com");
     assert_span(value_of(&back, "X-Request-Id"), "client-id");
+    /* The client's own X-Client-Cert-Subject is replaced by wsgate's
+     * extra line: one field, ours. */
+    assert_int_equal(http_header_count(h, nh, "X-Client-Cert-Subject"), 1);
+    assert_span(value_of(&back, "X-Client-Cert-Subject"), "CN=alice,O=Example");
 
     /* The result is itself a valid upgrade request. */
     struct hs_request_info info2;
@@ -415,7 +423,7 @@ static void test_upstream_exact(void **state)
     char out[1024];
     struct http_header h[MAXH];
     struct http_request back;
-    struct hs_upstream up = {OUR_KEY, "2001:db8::1", "http", {"gen-42", 6}, {NULL, 0}};
+    struct hs_upstream up = {OUR_KEY, "2001:db8::1", "http", {"gen-42", 6}, {NULL, 0}, NULL};
 
     int n = build_and_parse(GOOD_REQ, &up, out, sizeof(out), &back, h);
     static const char want[] = "GET /chat HTTP/1.1\r\n"
@@ -438,7 +446,7 @@ static void test_upstream_request_id_replaced(void **state)
     char out[1024];
     struct http_header h[MAXH];
     struct http_request back;
-    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {"new-id", 6}, {NULL, 0}};
+    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {"new-id", 6}, {NULL, 0}, NULL};
 
     int n =
         build_and_parse(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER "X-Request-Id: old-id\r\n\r\n",
@@ -447,7 +455,7 @@ static void test_upstream_request_id_replaced(void **state)
     assert_span(value_of(&back, "X-Request-Id"), "new-id");
 
     /* No request id to send: none is sent, not even the client's. */
-    struct hs_upstream none = {OUR_KEY, NULL, NULL, {NULL, 0}, {NULL, 0}};
+    struct hs_upstream none = {OUR_KEY, NULL, NULL, {NULL, 0}, {NULL, 0}, NULL};
     n = build_and_parse(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER "X-Request-Id: old-id\r\n"
                                                                    "X-Forwarded-Proto: x\r\n\r\n",
                         &none, out, sizeof(out), &back, h);
@@ -469,7 +477,7 @@ static void test_upstream_connection_named(void **state)
     char out[1024];
     struct http_header h[MAXH];
     struct http_request back;
-    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {NULL, 0}, {NULL, 0}};
+    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {NULL, 0}, {NULL, 0}, NULL};
 
     /* Named in any Connection field, any case; Host survives being named. */
     int n = build_and_parse(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER
@@ -504,7 +512,7 @@ static void test_connection_option_cap(void **state)
     /* At the cap: accepted, and every named field is dropped. */
     struct preq p;
     struct hs_request_info info;
-    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {NULL, 0}, {NULL, 0}};
+    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {NULL, 0}, {NULL, 0}, NULL};
     parse_req(&p, req);
     assert_int_equal(hs_check_request(&p.req, &info), 0);
     int n = hs_build_upstream(out, sizeof(out), &p.req, &info, &up);
@@ -538,7 +546,7 @@ static void test_upstream_nomem(void **state)
 {
     struct preq p;
     struct hs_request_info info;
-    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "https", {"client-id", 9}, {NULL, 0}};
+    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "https", {"client-id", 9}, {NULL, 0}, NULL};
     char ref[4096];
 
     parse_req(&p, full_req);
@@ -1026,7 +1034,7 @@ static void test_forward_request(void **state)
     struct http_request back;
     struct http_body body;
     size_t scan = 0;
-    struct hs_upstream up = {NULL, "192.0.2.9", "http", {"rid-1", 5}, {"/api/x?y=1", 10}};
+    struct hs_upstream up = {NULL, "192.0.2.9", "http", {"rid-1", 5}, {"/api/x?y=1", 10}, NULL};
 
     parse_req(&q, "POST /x?y=1 HTTP/1.1\r\n"
                   "Host: example.test\r\n"
