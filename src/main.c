@@ -150,6 +150,18 @@ static int run(struct config *cfg)
         close(sfd);
         return EXIT_USAGE;
     }
+    /* Backends whose certificates nobody checks are worth a warning. */
+    for (size_t i = 0; i < cfg->routing.nupstreams; i++) {
+        const struct rc_upstream *up = &cfg->routing.upstreams[i];
+        if (up->has_tls && up->tls.insecure_skip_verify &&
+            log_begin(&l, LOG_WARN, "backend certificates are not verified")) {
+            log_str(&l, "upstream", up->name);
+            log_str(&l, "detail",
+                    "insecure_skip_verify: true; anyone on the path can impersonate "
+                    "these backends");
+            log_end(&l);
+        }
+    }
     /* One line per listener, in the configuration's order. */
     for (size_t i = 0; i < cfg->nlisteners; i++) {
         if (!log_begin(&l, LOG_INFO, "listening"))

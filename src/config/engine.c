@@ -430,11 +430,25 @@ static bool valid_url_path(const char *p)
     return true;
 }
 
+static bool is_ipv4_literal(const char *h)
+{
+    struct in_addr a;
+
+    return inet_pton(AF_INET, h, &a) == 1;
+}
+
 int conf_parse_ws_url(const char *url, struct conf_addr *out, char **path_out, const char **why)
+{
+    return conf_parse_backend_url(url, out, path_out, NULL, why);
+}
+
+int conf_parse_backend_url(const char *url, struct conf_addr *out, char **path_out,
+                           struct conf_url *u, const char **why)
 {
     static const char *const expected = "expected a URL such as ws://127.0.0.1:9000";
     const char *dummy, *port;
     char host[NI_MAXHOST], portbuf[6] = "80";
+    bool tls = false;
     size_t portlen, plen;
     bool bracketed;
     struct conf_addr addr;
@@ -447,14 +461,13 @@ int conf_parse_ws_url(const char *url, struct conf_addr *out, char **path_out, c
         return ERR_CONFIG;
     }
     if (ascii_prefix_nocase(url, "wss://")) {
-        *why = "wss:// backends are not supported yet";
-        return ERR_CONFIG;
-    }
-    if (!ascii_prefix_nocase(url, "ws://")) {
+        tls = true;
+        memcpy(portbuf, "443", 4);
+    } else if (!ascii_prefix_nocase(url, "ws://")) {
         *why = expected;
         return ERR_CONFIG;
     }
-    const char *auth = url + 5;
+    const char *auth = url + (tls ? 6 : 5);
     size_t alen = strcspn(auth, "/?#");
     const char *rest = auth + alen;
     if (rest[0] == '?' || rest[0] == '#' || strpbrk(rest, "?#")) {
@@ -493,6 +506,11 @@ int conf_parse_ws_url(const char *url, struct conf_addr *out, char **path_out, c
         return ERR_NOMEM;
     }
     *out = addr;
+    if (u) {
+        u->tls = tls;
+        snprintf(u->host, sizeof(u->host), "%s", host);
+        u->host_is_ip = bracketed || is_ipv4_literal(host);
+    }
     if (path_out)
         *path_out = path;
     else

@@ -184,11 +184,20 @@ struct conf_addr {
  * a static reason in *why (why may be NULL); *out untouched on error. */
 int conf_parse_listen(const char *s, struct conf_addr *out, const char **why);
 
-/* A backend URL "ws://host[:port][/path]": port 1..65535, default 80; the
- * host is resolved (first result). *path_out receives a malloc'd copy of
- * the path without a trailing '/' ("" for none or "/"); no query or
- * fragment. wss:// is rejected (not supported yet). Returns 0, ERR_CONFIG
- * with a static reason in *why, or ERR_NOMEM. */
+/* A backend URL "ws://host[:port][/path]" or "wss://...": port 1..65535,
+ * default 80 (443 for wss); the host is resolved (first result).
+ * *path_out receives a malloc'd copy of the path without a trailing '/'
+ * ("" for none or "/"); no query or fragment. u (may be NULL) receives
+ * the scheme and host as written. Returns 0, ERR_CONFIG with a static
+ * reason in *why, or ERR_NOMEM. */
+struct conf_url {
+    bool tls;        /* wss:// */
+    bool host_is_ip; /* the host is an address literal (no SNI, IP check) */
+    char host[256];  /* as written, without brackets */
+};
+int conf_parse_backend_url(const char *url, struct conf_addr *out, char **path_out,
+                           struct conf_url *u, const char **why);
+/* The same without u. */
 int conf_parse_ws_url(const char *url, struct conf_addr *out, char **path_out, const char **why);
 
 #endif

@@ -324,7 +324,7 @@ static void connect_backend(struct session *s)
     }
     if (s->kept)
         http_release_kept(s, true);
-    fd = http_pool_take(s->w, s->upstream_index, bi);
+    fd = http_pool_take(s->w, s->upstream_index, bi, &s->b.tls);
     x->reused = fd >= 0;
     if (fd < 0)
         fd = sock_connect((const struct sockaddr *)&s->backend->addr.sa, s->backend->addr.len);
@@ -334,6 +334,11 @@ static void connect_backend(struct session *s)
         return;
     }
     s->b.io.fd = fd;
+    if (!x->reused && session_backend_transport(s) < 0) {
+        free(out);
+        abort_exchange(s, ERR_NOMEM);
+        return;
+    }
     s->b.writable = true;
     s->b.readable = false;
     s->b.rdhup = false;
@@ -501,10 +506,10 @@ static void read_response_head(struct session *s)
             return;
         if (n <= 0) {
             if (s->hs_len == 0 && !x->resp_head) {
-                backend_failed(s, ERR_BACKEND_CLOSED);
+                backend_failed(s, session_backend_err(s, ERR_BACKEND_CLOSED));
                 return;
             }
-            abort_exchange(s, ERR_BACKEND_CLOSED);
+            abort_exchange(s, session_backend_err(s, ERR_BACKEND_CLOSED));
             return;
         }
         if (session_head_append(s, in, (size_t)n, lim.max_head) < 0) {
@@ -601,7 +606,8 @@ static bool write_to(struct session *s, struct leg *dst, struct leg *src)
             break;
         }
         if (n < 0) {
-            abort_exchange(s, dst->is_client ? ERR_CLIENT_CLOSED : ERR_BACKEND_CLOSED);
+            abort_exchange(s, dst->is_client ? ERR_CLIENT_CLOSED
+                                             : session_backend_err(s, ERR_BACKEND_CLOSED));
             return false;
         }
         left = (size_t)n;
@@ -701,8 +707,10 @@ static void finish_exchange(struct session *s)
     if (!x->client_keep || !x->req_done) {
         if (reuse &&
             http_pool_put(s->w, s->upstream_index, (size_t)(s->backend - s->upstream->backends),
-                          s->b.io.fd, s->upstream))
+                          s->b.io.fd, s->b.tls, s->upstream)) {
             s->b.io.fd = -1; /* the pool owns it now */
+            s->b.tls = NULL;
+        }
         leg_close(&s->b);
         drop_x(s);
         http_close_client(s);
@@ -921,8 +929,11 @@ void http_release_kept(struct session *s, bool reuse)
         return;
     up = &s->cfg->routing.upstreams[s->kept_upstream];
     if (reuse && s->b.io.fd >= 0 &&
-        http_pool_put(s->w, s->kept_upstream, (size_t)(s->kept - up->backends), s->b.io.fd, up))
+        http_pool_put(s->w, s->kept_upstream, (size_t)(s->kept - up->backends), s->b.io.fd,
+                      s->b.tls, up)) {
         s->b.io.fd = -1; /* the pool owns it now */
+        s->b.tls = NULL;
+    }
     s->kept = NULL;
     leg_close(&s->b);
 }

@@ -9,6 +9,7 @@
 
 #include "core/err.h"
 #include "proxy/session.h"
+#include "tls/tls.h"
 
 struct pool_conn {
     struct io io;
@@ -17,7 +18,8 @@ struct pool_conn {
     struct worker *w;
     struct pool_slot *slot;
     struct pool_conn *next, *prev;
-    bool taken; /* its fd went to a session: events still queued for it are not its */
+    struct tls_conn *tls; /* the connection's TLS transport, or NULL */
+    bool taken;           /* its fd went to a session: events still queued for it are not its */
 };
 
 struct pool_slot {
@@ -56,6 +58,7 @@ static void drop(struct pool_conn *c)
 {
     unlink_conn(c);
     timer_disarm(&c->w->loop.wheel, &c->timer);
+    tls_free(c->tls);
     close(c->io.fd);
     free(c);
 }
@@ -95,7 +98,7 @@ void http_pool_free(struct http_pool *p)
     p->n = 0;
 }
 
-int http_pool_take(struct worker *w, size_t ui, size_t bi)
+int http_pool_take(struct worker *w, size_t ui, size_t bi, struct tls_conn **tls)
 {
     struct pool_slot *slot = &w->http_pool.slots[ui][bi];
     struct pool_conn *c = slot->head;
@@ -106,6 +109,8 @@ int http_pool_take(struct worker *w, size_t ui, size_t bi)
     unlink_conn(c);
     timer_disarm(&w->loop.wheel, &c->timer);
     fd = c->io.fd;
+    *tls = c->tls;
+    c->tls = NULL;
     /* An event for it may still be in this pass's batch: keep the struct
      * until the pass ends, and have it ignore that event. */
     c->taken = true;
@@ -113,7 +118,8 @@ int http_pool_take(struct worker *w, size_t ui, size_t bi)
     return fd;
 }
 
-bool http_pool_put(struct worker *w, size_t ui, size_t bi, int fd, const struct rc_upstream *up)
+bool http_pool_put(struct worker *w, size_t ui, size_t bi, int fd, struct tls_conn *tls,
+                   const struct rc_upstream *up)
 {
     struct pool_slot *slot = &w->http_pool.slots[ui][bi];
     struct pool_conn *c;
@@ -121,6 +127,7 @@ bool http_pool_put(struct worker *w, size_t ui, size_t bi, int fd, const struct 
     if (slot->n >= up->http_pool_max_idle || !(c = calloc(1, sizeof(*c))))
         return false;
     c->io.fd = fd;
+    c->tls = tls;
     c->io.cb = on_idle_event;
     c->w = w;
     c->slot = slot;

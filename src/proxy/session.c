@@ -32,6 +32,27 @@ void session_log_tls(const struct session *s, struct log_line *l)
         log_str(l, "tls_error", s->tls_error);
     if (s->cert_subject)
         log_str(l, "client_cert", s->cert_subject);
+    if (s->btls_error[0])
+        log_str(l, "backend_tls_error", s->btls_error);
+}
+
+int session_backend_transport(struct session *s)
+{
+    const struct rc_backend *b = s->backend;
+
+    if (!b->tls)
+        return 0;
+    s->b.tls = tls_connect_new(s->upstream->tls.cl, s->b.io.fd, b->host, b->host_is_ip);
+    return s->b.tls ? 0 : ERR_NOMEM;
+}
+
+int session_backend_err(struct session *s, int dflt)
+{
+    if (s->b.tls && tls_failure(s->b.tls)[0]) {
+        snprintf(s->btls_error, sizeof(s->btls_error), "%s", tls_failure(s->b.tls));
+        return ERR_BACKEND_TLS;
+    }
+    return dflt;
 }
 
 static void log_access(struct session *s)
@@ -137,7 +158,8 @@ static bool tls_event(struct session *s, struct leg *l, uint32_t *events)
         finish(s);
         return false;
     }
-    if (!tls_established(l->tls))
+    /* (Not before a backend's TCP connect completes: its EPOLLOUT says so.) */
+    if (!tls_established(l->tls) && !(l == &s->b && s->st == SESS_ST_CONNECT))
         *events |= EPOLLIN | EPOLLOUT;
     else if (!s->tls_done && l == &s->c)
         session_tls_established(s);

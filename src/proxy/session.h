@@ -193,10 +193,11 @@ struct session {
     bool tls_resumed; /* ... by resuming a session */
     char tls_version[8];
     char tls_cipher[48];
-    char tls_error[64]; /* why the client's TLS failed, for the log */
-    char *cert_subject; /* the verified client certificate's subject (malloc'd), or NULL */
-    char *fwd_extra;    /* header lines for every backend request (malloc'd), or NULL */
-    bool closing;       /* a close handshake is under way */
+    char tls_error[64];  /* why the client's TLS failed, for the log */
+    char btls_error[96]; /* why TLS to the (last) backend failed, for the log */
+    char *cert_subject;  /* the verified client certificate's subject (malloc'd), or NULL */
+    char *fwd_extra;     /* header lines for every backend request (malloc'd), or NULL */
+    bool closing;        /* a close handshake is under way */
 
     /* routing, decided at the handshake */
     const struct rc_route *route;       /* matched route, or NULL */
@@ -262,6 +263,12 @@ void session_abort(struct session *s, int err);
 struct log_line;
 /* The TLS fields of an access-log line (none for a plain connection). */
 void session_log_tls(const struct session *s, struct log_line *l);
+/* Open the transport of a new backend connection (s->b.io.fd): TLS for a
+ * wss:// backend. Returns 0 or ERR_NOMEM. */
+int session_backend_transport(struct session *s);
+/* A backend read or write failed: ERR_BACKEND_TLS (its reason kept for
+ * the log) when TLS failed, else dflt. */
+int session_backend_err(struct session *s, int dflt);
 /* The client's TLS handshake completed: note version and cipher. */
 void session_tls_established(struct session *s);
 /* Give back the client's share of the worker's connection count (once). */
@@ -322,10 +329,12 @@ void http_free(struct session *s);
 int http_pool_init(struct http_pool *p, const struct route_conf *rc);
 void http_pool_free(struct http_pool *p);
 /* An idle connection to backend bi of upstream ui (its fd, still watched:
- * hand it over with loop_mod), or -1. */
-int http_pool_take(struct worker *w, size_t ui, size_t bi);
-/* Keep fd for reuse; false (fd not taken) when the pool is full. */
-bool http_pool_put(struct worker *w, size_t ui, size_t bi, int fd, const struct rc_upstream *up);
+ * hand it over with loop_mod; *tls its TLS transport or NULL), or -1. */
+int http_pool_take(struct worker *w, size_t ui, size_t bi, struct tls_conn **tls);
+/* Keep fd (and its TLS transport, may be NULL) for reuse; false (neither
+ * taken) when the pool is full. */
+bool http_pool_put(struct worker *w, size_t ui, size_t bi, int fd, struct tls_conn *tls,
+                   const struct rc_upstream *up);
 
 /* relay.c: frames both ways once the 101 is sent. Each may set
  * SESS_ST_END. client_extra/backend_extra: bytes that came after each

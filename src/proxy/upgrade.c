@@ -377,6 +377,10 @@ static void attempt(struct session *s)
     s->b.writable = true;
     s->b.rdhup = false;
     leg_set_pre(&s->b, out, (size_t)rc);
+    if (session_backend_transport(s) < 0) {
+        fail(s, ERR_NOMEM);
+        return;
+    }
     if (loop_add(&s->w->loop, &s->b.io, EPOLLIN | EPOLLOUT | EPOLLRDHUP) < 0) {
         backend_failed(s, ERR_BACKEND_CONNECT);
         return;
@@ -915,7 +919,7 @@ static void read_response(struct session *s)
         if (n < 0 && errno == EAGAIN)
             return;
         if (n <= 0) {
-            backend_failed(s, ERR_BACKEND_CLOSED);
+            backend_failed(s, session_backend_err(s, ERR_BACKEND_CLOSED));
             return;
         }
         if (head_append(&s->hs, &s->hs_len, &s->hs_cap, in, (size_t)n, lim.max_head) < 0) {
@@ -958,7 +962,7 @@ static void backend_event(struct session *s, uint32_t events)
     if (s->st == SESS_ST_UPGRADE && s->b.pre) {
         rc = leg_write_pre(&s->b);
         if (rc < 0) {
-            backend_failed(s, ERR_BACKEND_CLOSED);
+            backend_failed(s, session_backend_err(s, ERR_BACKEND_CLOSED));
             return;
         }
     }

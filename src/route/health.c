@@ -18,7 +18,9 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <stdio.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include "core/err.h"
@@ -28,6 +30,7 @@
 #include "core/sock.h"
 #include "http/handshake.h"
 #include "http/parser.h"
+#include "tls/tls.h"
 #include "ws/frame.h"
 
 #define CHECK_HEAD_MAX 8192 /* bytes of a check's response head */
@@ -49,6 +52,7 @@ struct check {
     char accept[HS_ACCEPT_LEN + 1];
     unsigned passes, fails; /* in a row */
     uint64_t started;       /* ms the current check began */
+    struct tls_conn *tls;   /* a wss:// backend's TLS, or NULL */
 };
 
 struct health {
@@ -65,6 +69,8 @@ static void start_check(struct check *c);
 
 static void close_sock(struct check *c)
 {
+    tls_free(c->tls);
+    c->tls = NULL;
     if (c->io.fd >= 0) {
         close(c->io.fd);
         c->io.fd = -1;
@@ -133,6 +139,30 @@ static void build_request(struct check *c)
     c->req_off = 0;
 }
 
+static ssize_t chk_send(struct check *c, const void *p, size_t n)
+{
+    struct iovec iov = {(void *)p, n};
+
+    return c->tls ? tls_sendv(c->tls, &iov, 1) : send(c->io.fd, p, n, MSG_NOSIGNAL);
+}
+
+static ssize_t chk_recv(struct check *c, void *p, size_t n)
+{
+    return c->tls ? tls_recv(c->tls, p, n) : recv(c->io.fd, p, n, 0);
+}
+
+/* Why an I/O call failed: TLS's own reason when TLS failed. */
+static const char *io_why(struct check *c, const char *plain)
+{
+    static _Thread_local char why[128];
+
+    if (c->tls && tls_failure(c->tls)[0]) {
+        snprintf(why, sizeof(why), "TLS: %s", tls_failure(c->tls));
+        return why;
+    }
+    return plain;
+}
+
 /* A masked close 1000 from us, after a 101. */
 static void send_close(struct check *c)
 {
@@ -144,7 +174,7 @@ static void send_close(struct check *c)
     n = ws_frame_write(f, true, WS_OP_CLOSE, key, 2);
     f[n] = 0x03 ^ key[0];
     f[n + 1] = 0xe8 ^ key[1];
-    if (send(c->io.fd, f, n + 2, MSG_NOSIGNAL) != (ssize_t)(n + 2)) {
+    if (chk_send(c, f, n + 2) != (ssize_t)(n + 2)) {
         verdict(c, false, "could not send a close frame after the 101");
         return;
     }
@@ -184,6 +214,16 @@ static void on_io(struct io *io, uint32_t events)
 {
     struct check *c = (struct check *)((char *)io - offsetof(struct check, io));
 
+    if (c->tls) {
+        /* Owed ciphertext goes out when it can; during the TLS handshake
+         * any readiness may let it progress. */
+        if ((events & EPOLLOUT) && tls_flush(c->tls) < 0) {
+            verdict(c, false, "connection lost");
+            return;
+        }
+        if (!tls_established(c->tls))
+            events |= EPOLLIN | EPOLLOUT;
+    }
     if (c->step == CK_CONNECT) {
         if (events & (EPOLLERR | EPOLLHUP)) {
             verdict(c, false, "connect failed");
@@ -195,15 +235,20 @@ static void on_io(struct io *io, uint32_t events)
             verdict(c, true, NULL);
             return;
         }
+        if (c->b->tls &&
+            !(c->tls = tls_connect_new(c->up->tls.cl, c->io.fd, c->b->host, c->b->host_is_ip))) {
+            verdict(c, false, "out of memory");
+            return;
+        }
         build_request(c);
         c->step = CK_SEND;
     }
     if (c->step == CK_SEND) {
-        ssize_t n = send(c->io.fd, c->req + c->req_off, c->req_len - c->req_off, MSG_NOSIGNAL);
+        ssize_t n = chk_send(c, c->req + c->req_off, c->req_len - c->req_off);
         if (n < 0 && errno == EAGAIN)
             return;
         if (n <= 0) {
-            verdict(c, false, "could not send the request");
+            verdict(c, false, io_why(c, "could not send the request"));
             return;
         }
         c->req_off += (size_t)n;
@@ -219,9 +264,9 @@ static void on_io(struct io *io, uint32_t events)
                 verdict(c, false, "the answer's head is too large");
                 return;
             }
-            n = recv(c->io.fd, c->head + c->head_len, sizeof(c->head) - c->head_len, 0);
+            n = chk_recv(c, c->head + c->head_len, sizeof(c->head) - c->head_len);
         } else if (c->step == CK_CLOSE) {
-            n = recv(c->io.fd, sink, sizeof(sink), 0);
+            n = chk_recv(c, sink, sizeof(sink));
         } else {
             return;
         }
@@ -235,7 +280,7 @@ static void on_io(struct io *io, uint32_t events)
             if (c->step == CK_CLOSE)
                 verdict(c, true, NULL);
             else
-                verdict(c, false, "connection closed before an answer");
+                verdict(c, false, io_why(c, "connection closed before an answer"));
             return;
         }
         if (c->step == CK_HEAD) {

@@ -101,6 +101,25 @@ struct backend_tmp {
     struct rc_backend b;
 };
 
+/* Parse a backend URL into b (addr, path, tls, host). */
+static int url_into(struct rc_backend *b, const char *url, const char **why)
+{
+    struct conf_url u;
+    int rc = conf_parse_backend_url(url, &b->addr, &b->path, &u, why);
+
+    if (rc != 0)
+        return rc;
+    b->tls = u.tls;
+    b->host_is_ip = u.host_is_ip;
+    b->host = strdup(u.host);
+    if (!b->host) {
+        free(b->path);
+        b->path = NULL;
+        return ERR_NOMEM;
+    }
+    return 0;
+}
+
 static bool parse_url(struct conf_diag *d, const struct conf_key *k, const struct ynode *v,
                       void *base)
 {
@@ -112,7 +131,7 @@ static bool parse_url(struct conf_diag *d, const struct conf_key *k, const struc
 
     if (!url)
         return false;
-    rc = conf_parse_ws_url(url, &b->addr, &b->path, &why);
+    rc = url_into(b, url, &why);
     if (rc == ERR_NOMEM) {
         d->oom = true;
         return false;
@@ -150,6 +169,7 @@ static void backend_free(struct rc_backend *b)
 {
     free(b->url);
     free(b->path);
+    free(b->host);
 }
 
 static bool parse_backends(struct conf_diag *d, const struct conf_key *k, const struct ynode *v,
@@ -417,6 +437,14 @@ static bool parse_http_pool(struct conf_diag *d, const struct conf_key *k, const
     return conf_apply_map(d, http_pool_keys, 2, v, base, "in http_pool", NULL);
 }
 
+static bool parse_upstream_tls(struct conf_diag *d, const struct conf_key *k, const struct ynode *v,
+                               void *base)
+{
+    struct rc_upstream *up = base;
+
+    return tls_client_conf_parse(d, v, &up->tls);
+}
+
 static const struct conf_key upstream_keys[] = {
     {.name = "backends",
      .kind = CK_CUSTOM,
@@ -463,6 +491,10 @@ static const struct conf_key upstream_keys[] = {
      CONF_FIELD(struct rc_upstream, drain_timeout_ms, CF_U64),
      .min = 1,
      .max = CONF_MAX_DURATION_MS},
+    {.name = "tls",
+     .kind = CK_CUSTOM,
+     .parse = parse_upstream_tls,
+     .expected = "a mapping (ca, cert, key, insecure_skip_verify)"},
 };
 #define NUPSTREAM_KEYS (sizeof(upstream_keys) / sizeof(upstream_keys[0]))
 
@@ -484,6 +516,7 @@ static void upstream_defaults(struct rc_upstream *up)
 static void upstream_free(struct rc_upstream *up)
 {
     route_states_free(up);
+    tls_client_conf_free(&up->tls);
     for (size_t i = 0; i < up->nbackends; i++)
         backend_free(&up->backends[i]);
     free(up->backends);
@@ -1227,9 +1260,18 @@ int route_conf_finish(struct route_conf *rc, const struct limits *core)
             snprintf(r->name, sizeof(r->name), "route %zu", i + 1);
     }
     for (size_t i = 0; i < rc->nupstreams; i++) {
-        int rc2 = route_upstream_init(&rc->upstreams[i]);
+        struct rc_upstream *up = &rc->upstreams[i];
+        char why[200];
+        int rc2 = route_upstream_init(up);
         if (rc2 < 0)
             return rc2;
+        up->has_tls = false;
+        for (size_t j = 0; j < up->nbackends; j++)
+            up->has_tls |= up->backends[j].tls;
+        /* wss:// backends without a `tls:` section: verified against the
+         * system's CAs. */
+        if (up->has_tls && tls_client_conf_build(&up->tls, why, sizeof(why)) < 0)
+            return ERR_NOMEM;
     }
     return 0;
 }
@@ -1241,7 +1283,7 @@ int route_conf_add_default(struct route_conf *rc, const char *url, const char **
     struct rc_route *routes;
     int err;
 
-    err = conf_parse_ws_url(url, &t.b.addr, &t.b.path, why);
+    err = url_into(&t.b, url, why);
     if (err < 0)
         return err;
     t.b.url = strdup(url);

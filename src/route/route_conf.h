@@ -12,6 +12,7 @@
 #include <stdio.h>
 
 #include "config/engine.h"
+#include "tls/tls_conf.h"
 #include "config/limits.h"
 
 struct backend_state;
@@ -26,6 +27,9 @@ struct rc_backend {
     char *url;                   /* as configured */
     struct conf_addr addr;       /* resolved */
     char *path;                  /* the URL's own path, prepended upstream ("" for none) */
+    bool tls;                    /* wss:// */
+    bool host_is_ip;             /* the URL names an address, not a host name */
+    char *host;                  /* the URL's host: TLS name check and SNI */
     unsigned weight;             /* 1..256, default 1 */
     unsigned max_connections;    /* 0 = unlimited */
     bool drain;                  /* no new connections */
@@ -63,6 +67,8 @@ struct rc_upstream {
     uint32_t *maglev;            /* LB_HASH: lookup table of backend indexes */
     uint32_t maglev_size;        /* a prime */
     bool implicit;               /* made from a short-form route's backend */
+    bool has_tls;                /* some backend is wss:// */
+    struct tls_client_conf tls;  /* for them (the `tls:` section, or defaults) */
     int line;                    /* where it was configured */
 };
 

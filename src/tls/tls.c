@@ -173,6 +173,41 @@ fail:
     return NULL;
 }
 
+struct tls_conn *tls_connect_new(struct tls_client *cl, int fd, const char *host, bool host_is_ip)
+{
+    struct tls_conn *t = calloc(1, sizeof(*t));
+    BIO *b;
+
+    pthread_once(&bio_once, make_method);
+    if (!t || !bio_method)
+        goto fail;
+    t->fd = fd;
+    t->ssl = SSL_new(cl->ctx);
+    b = t->ssl ? BIO_new(bio_method) : NULL;
+    if (!b)
+        goto fail;
+    BIO_set_data(b, t);
+    SSL_set_bio(t->ssl, b, b);
+    SSL_set_connect_state(t->ssl);
+    /* SNI carries names only (RFC 6066 §3). */
+    if (!host_is_ip && SSL_set_tlsext_host_name(t->ssl, host) != 1)
+        goto fail;
+    if (cl->verify) {
+        X509_VERIFY_PARAM *vp = SSL_get0_param(t->ssl);
+        X509_VERIFY_PARAM_set_hostflags(vp, X509_CHECK_FLAG_NO_PARTIAL_WILDCARDS);
+        if ((host_is_ip ? X509_VERIFY_PARAM_set1_ip_asc(vp, host) : SSL_set1_host(t->ssl, host)) !=
+            1)
+            goto fail;
+    }
+    return t;
+fail:
+    if (t)
+        SSL_free(t->ssl);
+    free(t);
+    ERR_clear_error();
+    return NULL;
+}
+
 void tls_free(struct tls_conn *t)
 {
     if (!t)
@@ -191,6 +226,13 @@ static void fail(struct tls_conn *t)
     t->failed = true;
     if (e && ERR_GET_LIB(e) == ERR_LIB_SSL && ERR_GET_REASON(e) == SSL_R_HTTP_REQUEST)
         t->http = true;
+    if (!t->why[0] && e && ERR_GET_LIB(e) == ERR_LIB_SSL &&
+        ERR_GET_REASON(e) == SSL_R_CERTIFICATE_VERIFY_FAILED) {
+        /* Which check failed: "hostname mismatch", "self-signed ...". */
+        long v = SSL_get_verify_result(t->ssl);
+        snprintf(t->why, sizeof(t->why), "certificate verify failed: %s",
+                 X509_verify_cert_error_string(v));
+    }
     if (!t->why[0])
         snprintf(t->why, sizeof(t->why), "%s", r ? r : "protocol error");
     ERR_clear_error();
@@ -729,6 +771,68 @@ void tls_server_free(struct tls_server *srv)
     pthread_mutex_destroy(&srv->lock);
     OPENSSL_cleanse(srv->keys, sizeof(srv->keys));
     free(srv);
+}
+
+struct tls_client *tls_client_new(const struct tls_client_conf *c, struct tls_build_err *err)
+{
+    static const unsigned char alpn[] = "\x08http/1.1";
+    struct tls_client *cl = calloc(1, sizeof(*cl));
+    SSL_CTX *ctx = cl ? SSL_CTX_new(TLS_client_method()) : NULL;
+
+    err->cert = 0;
+    err->what = TLS_BUILD_CA;
+    if (!ctx) {
+        snprintf(err->why, sizeof(err->why), "cannot create a TLS context");
+        free(cl);
+        return NULL;
+    }
+    cl->ctx = ctx;
+    cl->verify = !c->insecure_skip_verify;
+    SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
+    SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
+                                 SSL_OP_NO_COMPRESSION);
+    SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1);
+    SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
+    SSL_CTX_set_verify(ctx, cl->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
+    if (cl->verify) {
+        int ok = c->ca ? SSL_CTX_load_verify_locations(ctx, c->ca, NULL)
+                       : SSL_CTX_set_default_verify_paths(ctx);
+        if (ok != 1) {
+            ssl_reason(err->why, sizeof(err->why), "cannot load the CA certificates");
+            goto fail;
+        }
+    }
+    if (c->cert) {
+        err->what = TLS_BUILD_CERT;
+        if (SSL_CTX_use_certificate_chain_file(ctx, c->cert) != 1) {
+            ssl_reason(err->why, sizeof(err->why), "cannot load the certificate");
+            goto fail;
+        }
+        err->what = TLS_BUILD_KEY;
+        if (SSL_CTX_use_PrivateKey_file(ctx, c->key, SSL_FILETYPE_PEM) != 1) {
+            ssl_reason(err->why, sizeof(err->why),
+                       "cannot load the private key (encrypted keys are not supported)");
+            goto fail;
+        }
+        if (SSL_CTX_check_private_key(ctx) != 1) {
+            ssl_reason(err->why, sizeof(err->why),
+                       "the private key does not match the certificate");
+            goto fail;
+        }
+    }
+    return cl;
+fail:
+    tls_client_free(cl);
+    return NULL;
+}
+
+void tls_client_free(struct tls_client *cl)
+{
+    if (!cl)
+        return;
+    SSL_CTX_free(cl->ctx);
+    free(cl);
 }
 
 const char *tls_server_name(const struct tls_server *srv, size_t i)

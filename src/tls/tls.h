@@ -22,12 +22,18 @@
 #include <sys/uio.h>
 
 struct tls_server;
+struct tls_client;
 struct tls_conn;
 
 /* A server-side connection on fd (not taken: the caller closes fd after
  * tls_free). NULL when out of memory. */
 struct tls_conn *tls_accept_new(struct tls_server *srv, int fd);
 void tls_free(struct tls_conn *t);
+
+/* A client-side connection on fd to a backend: host is checked against
+ * its certificate (as a name, or an address when host_is_ip) and goes out
+ * as SNI when it is a name. NULL when out of memory. */
+struct tls_conn *tls_connect_new(struct tls_client *cl, int fd, const char *host, bool host_is_ip);
 
 /* As recv(2): >0 bytes, 0 at the peer's end of stream (close_notify or a
  * TCP FIN), -1 with errno EAGAIN (nothing now: wait for an event), or

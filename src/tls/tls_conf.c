@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/err.h"
 #include "tls/tls_internal.h"
 
 #define MAX_CERTS 64
@@ -200,4 +201,83 @@ void tls_conf_names(const struct tls_conf *c, char *out, size_t cap)
         }
         len += (size_t)w;
     }
+}
+
+/* ------------------------------------------------------ upstream side */
+
+static const struct conf_key client_keys[] = {
+    {.name = "ca", .kind = CK_STRING, CONF_FIELD(struct tls_client_conf, ca, CF_STRING)},
+    {.name = "cert", .kind = CK_STRING, CONF_FIELD(struct tls_client_conf, cert, CF_STRING)},
+    {.name = "key", .kind = CK_STRING, CONF_FIELD(struct tls_client_conf, key, CF_STRING)},
+    {.name = "insecure_skip_verify",
+     .kind = CK_BOOL,
+     CONF_FIELD(struct tls_client_conf, insecure_skip_verify, CF_BOOL)},
+};
+
+#define NCLIENT_KEYS (sizeof(client_keys) / sizeof(client_keys[0]))
+
+bool tls_client_conf_parse(struct conf_diag *d, const struct ynode *v, struct tls_client_conf *c)
+{
+    const struct ynode *seen[NCLIENT_KEYS];
+    struct tls_build_err err = {0};
+    bool ok = true;
+
+    if (v->type != Y_MAP) {
+        conf_bad_value(d, "tls", v, "a mapping (ca, cert, key, insecure_skip_verify)");
+        return false;
+    }
+    if (!conf_apply_map(d, client_keys, NCLIENT_KEYS, v, c, "in an upstream's tls", seen))
+        return false;
+    if (!c->cert != !c->key) {
+        conf_report(d, seen[c->cert ? 1 : 2], "%s: a client certificate needs both cert and key",
+                    c->cert ? "cert" : "key");
+        return false;
+    }
+    if (c->ca && c->insecure_skip_verify) {
+        conf_report(d, seen[0], "ca: has no use with insecure_skip_verify: true");
+        return false;
+    }
+    if (c->ca)
+        ok &= readable(d, seen[0], "ca", c->ca);
+    if (c->cert) {
+        ok &= readable(d, seen[1], "cert", c->cert);
+        ok &= readable(d, seen[2], "key", c->key);
+    }
+    if (!ok)
+        return false;
+    c->cl = tls_client_new(c, &err);
+    if (!c->cl) {
+        const struct ynode *at = err.what == TLS_BUILD_CERT  ? seen[1]
+                                 : err.what == TLS_BUILD_KEY ? seen[2]
+                                 : seen[0]                   ? seen[0]
+                                                             : v;
+        conf_report(d, at, "tls: %s", err.why);
+        return false;
+    }
+    return true;
+}
+
+int tls_client_conf_build(struct tls_client_conf *c, char *why, size_t cap)
+{
+    struct tls_build_err err = {0};
+
+    if (c->cl)
+        return 0;
+    c->cl = tls_client_new(c, &err);
+    if (!c->cl) {
+        snprintf(why, cap, "%s", err.why);
+        return ERR_CONFIG;
+    }
+    return 0;
+}
+
+void tls_client_conf_free(struct tls_client_conf *c)
+{
+    if (!c)
+        return;
+    free(c->ca);
+    free(c->cert);
+    free(c->key);
+    tls_client_free(c->cl);
+    memset(c, 0, sizeof(*c));
 }

@@ -47,6 +47,33 @@ struct tls_conf {
 bool tls_conf_parse(struct conf_diag *d, const struct ynode *v, struct tls_conf *c);
 void tls_conf_free(struct tls_conf *c);
 
+/* The `tls:` section of an upstream, for its wss:// backends:
+ *
+ *   tls:
+ *     ca: FILE                     # default: the system's trusted CAs
+ *     cert: FILE                   # a client certificate, with key
+ *     key: FILE
+ *     insecure_skip_verify: false  # true: no certificate check (logged)
+ *
+ * Without the section, wss:// backends are verified against the system
+ * store. Each backend is checked against the host name (or address) of
+ * its URL, which also goes out as SNI when it is a name. */
+struct tls_client;
+
+struct tls_client_conf {
+    char *ca, *cert, *key;
+    bool insecure_skip_verify;
+    struct tls_client *cl; /* built by tls_client_conf_parse or _build */
+};
+
+/* Parse an upstream's `tls:` mapping v into c (zeroed) and build its
+ * client context. Returns true when valid. */
+bool tls_client_conf_parse(struct conf_diag *d, const struct ynode *v, struct tls_client_conf *c);
+/* Build the client context of a c that has none yet (no `tls:` section:
+ * the defaults). Returns 0, or ERR_CONFIG with a reason in why. */
+int tls_client_conf_build(struct tls_client_conf *c, char *why, size_t cap);
+void tls_client_conf_free(struct tls_client_conf *c);
+
 /* Certificates' names (for the "listening" log line): the first
  * certificate's subject names, comma-separated, into out. */
 void tls_conf_names(const struct tls_conf *c, char *out, size_t cap);

@@ -41,6 +41,16 @@ struct tls_build_err {
     char why[200];
 };
 
+struct tls_client {
+    SSL_CTX *ctx;
+    bool verify;
+};
+
+/* Build a client context for c (files read now). NULL on failure, with
+ * err (what: TLS_BUILD_CERT, _KEY or _CA). */
+struct tls_client *tls_client_new(const struct tls_client_conf *c, struct tls_build_err *err);
+void tls_client_free(struct tls_client *cl);
+
 /* Build the server for c (files read now). NULL on failure, with err. */
 struct tls_server *tls_server_new(const struct tls_conf *c, struct tls_build_err *err);
 void tls_server_free(struct tls_server *srv);

@@ -10,7 +10,7 @@ import https from 'node:https';
 import net from 'node:net';
 import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
-import { delay, openClient, runWsgate, startEchoBackend, startWsgate, waitClosed, withTimeout, writeTempFile } from './lib/harness.mjs';
+import { WebSocketServer, delay, openClient, runWsgate, startEchoBackend, startWsgate, waitClosed, withTimeout, writeTempFile } from './lib/harness.mjs';
 import { makeCA } from './lib/certs.mjs';
 import { assertNumbered, streamer } from './lib/stream.mjs';
 
@@ -453,6 +453,202 @@ describe('client certificates', () => {
         } finally {
             await gw2.stop();
             srv.close();
+        }
+    });
+});
+
+/** A wss:// backend: Node's https server with ws, echoing, recording the
+ * SNI and client certificate of each TLS connection. */
+async function startTlsBackend({ cert, requestCert = false, clientCa } = {}) {
+    const be = { tlsConnections: 0, servernames: [], clientSubjects: [], requests: [] };
+    be.server = https.createServer({ cert: cert.certPem, key: cert.keyPem, requestCert, rejectUnauthorized: requestCert, ca: clientCa }, (req, res) => {
+        be.requests.push(req.url);
+        res.end(`plain ${req.url}`);
+    });
+    be.server.on('secureConnection', (s) => {
+        be.tlsConnections++;
+        be.servernames.push(s.servername || null);
+        be.clientSubjects.push(s.getPeerCertificate()?.subject?.CN ?? null);
+    });
+    be.wss = new WebSocketServer({ server: be.server });
+    be.wss.on('connection', (ws, req) => {
+        ws.on('message', (m, bin) => ws.send(m, { binary: bin }));
+        ws.send(`hello ${req.headers['x-forwarded-proto']}`);
+    });
+    await new Promise((r) => be.server.listen(0, '127.0.0.1', r));
+    be.port = be.server.address().port;
+    be.close = async () => {
+        for (const c of be.wss.clients) c.terminate();
+        be.server.closeAllConnections?.();
+        await new Promise((r) => be.server.close(r));
+    };
+    return be;
+}
+
+describe('wss:// backends', () => {
+    let good; // 127.0.0.1 and localhost, signed by the trusted CA
+    let other; // untrusted CA
+    let stranger; // signed by the untrusted CA
+    let wrongName; // trusted CA, but for another name
+    let gwClient; // wsgate's client certificate toward backends
+    before(() => {
+        good = ca.issue('backend', { dns: ['localhost'], ip: ['127.0.0.1'] });
+        wrongName = ca.issue('elsewhere', { dns: ['elsewhere.test'] });
+        other = makeCA('untrusted backend CA');
+        stranger = other.issue('stranger', { dns: ['localhost'], ip: ['127.0.0.1'] });
+        gwClient = ca.issue('gateway', { client: true, subject: '/CN=wsgate' });
+    });
+    after(() => other?.remove());
+
+    /** wsgate (plain listener) with one upstream of the given backend URL and tls section. */
+    async function gateway(url, tlsYaml = '', extra = '') {
+        const cfg = `workers: 1
+listen: 127.0.0.1:0
+upstreams:
+  app:
+    retries: 0
+    backends: [${url}]
+${tlsYaml}${extra}routes:
+  - match: {path_prefix: /}
+    upstream: app
+`;
+        return startWsgate({ config: cfg });
+    }
+
+    test('a backend verified against ca: by address (IP SAN) and by name (SNI sent) relays both ways', async () => {
+        const be = await startTlsBackend({ cert: good });
+        try {
+            for (const host of ['127.0.0.1', 'localhost']) {
+                const gw = await gateway(`wss://${host}:${be.port}`, `    tls: {ca: ${ca.ca}}\n`);
+                try {
+                    const c = await openClient(gw.url('/x'));
+                    assert.equal((await c.nextMessage()).data.toString(), 'hello http');
+                    c.ws.send('through tls');
+                    assert.equal((await c.nextMessage()).data.toString(), 'through tls');
+                    const big = Buffer.alloc(5 * 1024 * 1024, 3);
+                    c.ws.send(big);
+                    assert.ok((await c.nextMessage(10000)).data.equals(big));
+                    c.ws.close(1000);
+                    await waitClosed(c);
+                } finally {
+                    await gw.stop();
+                }
+            }
+            assert.deepEqual(be.servernames, [null, 'localhost'], 'SNI only for a name');
+        } finally {
+            await be.close();
+        }
+    });
+
+    test('an untrusted certificate and a name mismatch get 502 with the reason in the log; insecure_skip_verify connects and warns', async () => {
+        const bad = await startTlsBackend({ cert: stranger });
+        const mismatch = await startTlsBackend({ cert: wrongName });
+        try {
+            let gw = await gateway(`wss://localhost:${bad.port}`, `    tls: {ca: ${ca.ca}}\n`);
+            try {
+                await assert.rejects(openClient(gw.url('/')), (e) => e.status === 502);
+                const line = await gw.waitForLog((l) => l.msg === 'access' && l.error === 'backend_tls');
+                assert.match(line.backend_tls_error, /certificate verify failed: (self-signed|unable to get local issuer)/);
+            } finally {
+                await gw.stop();
+            }
+            gw = await gateway(`wss://localhost:${mismatch.port}`, `    tls: {ca: ${ca.ca}}\n`);
+            try {
+                await assert.rejects(openClient(gw.url('/')), (e) => e.status === 502);
+                const line = await gw.waitForLog((l) => l.msg === 'access' && l.error === 'backend_tls');
+                assert.match(line.backend_tls_error, /hostname mismatch/);
+            } finally {
+                await gw.stop();
+            }
+            // Without a ca: the system store, which does not know the test CA either.
+            gw = await gateway(`wss://localhost:${mismatch.port}`);
+            try {
+                await assert.rejects(openClient(gw.url('/')), (e) => e.status === 502);
+            } finally {
+                await gw.stop();
+            }
+            gw = await gateway(`wss://localhost:${bad.port}`, '    tls: {insecure_skip_verify: true}\n');
+            try {
+                const warn = await gw.waitForLog((l) => l.msg === 'backend certificates are not verified');
+                assert.equal(warn.upstream, 'app');
+                const c = await openClient(gw.url('/'));
+                assert.equal((await c.nextMessage()).data.toString(), 'hello http');
+                c.ws.close(1000);
+            } finally {
+                await gw.stop();
+            }
+        } finally {
+            await bad.close();
+            await mismatch.close();
+        }
+    });
+
+    test('a backend that requires a client certificate accepts the one in cert/key and refuses wsgate without it', async () => {
+        const be = await startTlsBackend({ cert: good, requestCert: true, clientCa: ca.caPem });
+        try {
+            let gw = await gateway(`wss://localhost:${be.port}`, `    tls: {ca: ${ca.ca}, cert: ${gwClient.cert}, key: ${gwClient.key}}\n`);
+            try {
+                const c = await openClient(gw.url('/'));
+                assert.equal((await c.nextMessage()).data.toString(), 'hello http');
+                c.ws.close(1000);
+                assert.ok(be.clientSubjects.includes('wsgate'));
+            } finally {
+                await gw.stop();
+            }
+            gw = await gateway(`wss://localhost:${be.port}`, `    tls: {ca: ${ca.ca}}\n`);
+            try {
+                await assert.rejects(openClient(gw.url('/')), (e) => e.status === 502);
+            } finally {
+                await gw.stop();
+            }
+        } finally {
+            await be.close();
+        }
+    });
+
+    test('plain HTTP requests to a wss:// backend reuse one TLS connection', async () => {
+        const be = await startTlsBackend({ cert: good });
+        const gw = await gateway(`wss://localhost:${be.port}`, `    tls: {ca: ${ca.ca}}\n`);
+        try {
+            const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+            for (let i = 0; i < 20; i++) {
+                const body = await new Promise((resolve, reject) => {
+                    http.get({ host: '127.0.0.1', port: gw.port, path: `/r${i}`, agent }, (res) => {
+                        let b = '';
+                        res.setEncoding('utf8');
+                        res.on('data', (d) => (b += d));
+                        res.on('end', () => resolve(b));
+                    }).on('error', reject);
+                });
+                assert.equal(body, `plain /r${i}`);
+            }
+            agent.destroy();
+            assert.equal(be.tlsConnections, 1, 'one TLS connection to the backend for 20 requests');
+        } finally {
+            await gw.stop();
+            await be.close();
+        }
+    });
+
+    test('websocket health checks speak TLS to wss:// backends: a bad certificate marks the backend down with the reason', async () => {
+        const be = await startTlsBackend({ cert: stranger });
+        const gw = await gateway(`wss://localhost:${be.port}`, `    tls: {ca: ${ca.ca}}\n    health_check: {type: websocket, interval: 200ms, timeout: 1s, unhealthy_threshold: 2}\n`);
+        try {
+            const down = await gw.waitForLog((l) => l.msg === 'backend down', 5000);
+            assert.match(down.reason, /^TLS: certificate verify failed/);
+        } finally {
+            await gw.stop();
+            await be.close();
+        }
+        const ok = await startTlsBackend({ cert: good });
+        const gw2 = await gateway(`wss://localhost:${ok.port}`, `    tls: {ca: ${ca.ca}}\n    health_check: {type: websocket, interval: 200ms, timeout: 1s, unhealthy_threshold: 1}\n`);
+        try {
+            await delay(1200);
+            assert.equal(gw2.logs.filter((l) => l.msg === 'backend down').length, 0, gw2.tail());
+            assert.ok(ok.tlsConnections >= 3, `${ok.tlsConnections} health checks over TLS`);
+        } finally {
+            await gw2.stop();
+            await ok.close();
         }
     });
 });

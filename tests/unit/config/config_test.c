@@ -343,6 +343,9 @@ static void test_backend_valid(void **state)
         {"ws://127.0.0.1:9000/chat", "127.0.0.1:9000", "/chat"},
         {"ws://127.0.0.1:9000/a/b/", "127.0.0.1:9000", "/a/b"},
         {"ws://127.0.0.1:9000//", "127.0.0.1:9000", ""},
+        {"wss://127.0.0.1:9000/chat", "127.0.0.1:9000", "/chat"},
+        {"WSS://127.0.0.1", "127.0.0.1:443", ""},
+        {"wss://[::1]", "[::1]:443", ""},
     };
 
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -366,8 +369,9 @@ static void test_backend_invalid(void **state)
         const char *url;
         const char *why;
     } cases[] = {
-        {"wss://127.0.0.1:9000", "wss:// backends are not supported yet"},
-        {"WSS://example.com", "wss:// backends are not supported yet"},
+        {"wss://127.0.0.1:0", port},
+        {"wss://", expected},
+        {"https://127.0.0.1", expected},
         {"ws://127.0.0.1:9000?x=1", query},
         {"ws://127.0.0.1:9000/#a", query},
         {"ws://127.0.0.1:9000/a?b", query},
@@ -419,12 +423,21 @@ static void test_default_route_flag(void **state)
     assert_int_equal(config_finish(&c), 0);
     const struct rc_upstream *up = c.routing.routes[0].splits[0].up;
     assert_int_equal(up->nbackends, 1);
+    assert_false(up->backends[0].tls);
+    assert_false(up->has_tls);
     assert_string_equal(up->backends[0].url, "ws://127.0.0.1:9/base");
     assert_string_equal(up->backends[0].addr.text, "127.0.0.1:9");
     assert_string_equal(up->backends[0].path, "/base");
     assert_non_null(up->backends[0].state);
-    assert_int_equal(route_conf_add_default(&c.routing, "wss://127.0.0.1:9", &why), ERR_CONFIG);
-    assert_string_equal(why, "wss:// backends are not supported yet");
+    /* A wss:// backend gets a TLS client context (the system's CAs). */
+    assert_int_equal(route_conf_add_default(&c.routing, "wss://127.0.0.1:9", &why), 0);
+    assert_int_equal(config_finish(&c), 0);
+    up = c.routing.routes[0].splits[0].up;
+    assert_true(up->backends[0].tls);
+    assert_true(up->backends[0].host_is_ip);
+    assert_string_equal(up->backends[0].host, "127.0.0.1");
+    assert_true(up->has_tls);
+    assert_non_null(up->tls.cl);
     /* The route has the core limits. */
     assert_int_equal(c.routing.routes[0].lim.ping_interval_ms, c.lim.ping_interval_ms);
     config_clear(&c);
@@ -883,7 +896,7 @@ static void test_route_errors(void **state)
     expect_errors("listen: 127.0.0.1:8080\n"
                   "routes:\n"
                   "  - path: /api\n"
-                  "    backend: wss://127.0.0.1:9000\n"
+                  "    backend: wss://127.0.0.1:9000?x\n"
                   "  - path: api\n"
                   "    backend: ws://127.0.0.1:9000/chat\n"
                   "  - path: /api\n"
@@ -896,8 +909,8 @@ static void test_route_errors(void **state)
                   "    backend: http://127.0.0.1\n"
                   "  - path: [/]\n"
                   "    backend: ws://127.0.0.1:9000\n",
-                  "wsgate.yaml:4:14: backend: wss:// backends are not supported yet, got \"wss://12"
-                  "7.0.0.1:9000\"\n"
+                  "wsgate.yaml:4:14: backend: a backend URL has no query or fragment, got \"wss://"
+                  "127.0.0.1:9000?x\"\n"
                   "wsgate.yaml:5:11: path: expected a path starting with '/', without spaces, '?' o"
                   "r '#', got \"api\"\n"
                   "wsgate.yaml:7:11: path: duplicate route path \"/api\" (first defined at line 3)"
