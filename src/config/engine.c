@@ -655,6 +655,27 @@ const char *conf_describe(const struct ynode *n, char *buf)
 
 /* The text of a scalar usable as a C string, or NULL (a collection, no
  * value, or a NUL byte from an escape sequence). */
+bool conf_file_path(struct conf_diag *d, char **name)
+{
+    const char *slash = d->path ? strrchr(d->path, '/') : NULL;
+    size_t dir;
+    char *full;
+
+    if (!*name || (*name)[0] == '/' || !slash)
+        return true;
+    dir = (size_t)(slash - d->path) + 1;
+    full = malloc(dir + strlen(*name) + 1);
+    if (!full) {
+        d->oom = true;
+        return false;
+    }
+    memcpy(full, d->path, dir);
+    strcpy(full + dir, *name);
+    free(*name);
+    *name = full;
+    return true;
+}
+
 const char *conf_scalar(const struct ynode *n)
 {
     if (n->type != Y_SCALAR || n->null || strlen(n->text) != n->len)

@@ -83,6 +83,13 @@ void conf_bad_value(struct conf_diag *d, const char *key, const struct ynode *v,
  * value, or a NUL byte from an escape sequence). Borrowed from the tree. */
 const char *conf_scalar(const struct ynode *n);
 
+/* A file name from the configuration: a relative one is taken from the
+ * directory of the configuration file being read (d->path), as a user
+ * reading the file expects; absolute ones, and names given without a file,
+ * stay as they are. Replaces *name (malloc'd); false when out of memory
+ * (d->oom set). */
+bool conf_file_path(struct conf_diag *d, char **name);
+
 /* Whether key i of map m repeats an earlier key (already reported). */
 bool conf_dup_key(const struct ynode *m, size_t i);
 

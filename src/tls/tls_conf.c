@@ -58,7 +58,8 @@ static bool parse_certs(struct conf_diag *d, const struct conf_key *k, const str
             ok = false;
             continue;
         }
-        if (!conf_apply_map(d, cert_keys, NCERT_KEYS, e, &cc, "in a certificate", NULL)) {
+        if (!conf_apply_map(d, cert_keys, NCERT_KEYS, e, &cc, "in a certificate", NULL) ||
+            !conf_file_path(d, &cc.cert) || !conf_file_path(d, &cc.key)) {
             free(cc.cert);
             free(cc.key);
             ok = false;
@@ -132,7 +133,8 @@ bool tls_conf_parse(struct conf_diag *d, const struct ynode *v, struct tls_conf 
         conf_bad_value(d, "tls", v, "a mapping with certificates");
         return false;
     }
-    if (!conf_apply_map(d, tls_keys, NTLS_KEYS, v, c, "in tls", seen))
+    if (!conf_apply_map(d, tls_keys, NTLS_KEYS, v, c, "in tls", seen) ||
+        !conf_file_path(d, &c->client_ca))
         return false;
     certs = seen[0];
     if (c->verify_client != TLS_VERIFY_NONE && !c->client_ca) {
@@ -226,7 +228,8 @@ bool tls_client_conf_parse(struct conf_diag *d, const struct ynode *v, struct tl
         conf_bad_value(d, "tls", v, "a mapping (ca, cert, key, insecure_skip_verify)");
         return false;
     }
-    if (!conf_apply_map(d, client_keys, NCLIENT_KEYS, v, c, "in an upstream's tls", seen))
+    if (!conf_apply_map(d, client_keys, NCLIENT_KEYS, v, c, "in an upstream's tls", seen) ||
+        !conf_file_path(d, &c->ca) || !conf_file_path(d, &c->cert) || !conf_file_path(d, &c->key))
         return false;
     if (!c->cert != !c->key) {
         conf_report(d, seen[c->cert ? 1 : 2], "%s: a client certificate needs both cert and key",

@@ -5,6 +5,8 @@
 // with rotated ticket keys, plain HTTP or garbage sent to a TLS port, the
 // handshake timeout, bulk integrity both ways, and the config errors.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -358,6 +360,23 @@ ${route}`);
         assert.match(r.stderr, /:8:\d+: address: 127\.0\.0\.1:8450 is already a listener/);
         assert.match(r.stderr, /:10:\d+: missing required key "certificates"/);
         assert.match(r.stderr, /:11:\d+: address: /);
+    });
+
+    test('relative certificate names are read from the configuration file\'s directory', async () => {
+        const file = writeTempFile('wsgate.yaml', '');
+        const dir = path.dirname(file);
+        fs.mkdirSync(path.join(dir, 'tls'));
+        fs.copyFileSync(certA.cert, path.join(dir, 'tls', 'a.crt'));
+        fs.copyFileSync(certA.key, path.join(dir, 'tls', 'a.key'));
+        const yaml = (key) => `listeners:\n  - address: 127.0.0.1:0\n    tls:\n      certificates:\n        - {cert: tls/a.crt, key: ${key}}\n${route}`;
+        fs.writeFileSync(file, yaml('tls/a.key'));
+        let r = await runWsgate(['check', '-c', file]);
+        assert.equal(r.code, 0, r.stderr);
+        fs.writeFileSync(file, yaml('tls/missing.key'));
+        r = await runWsgate(['check', '-c', file]);
+        assert.equal(r.code, 2);
+        assert.ok(r.stderr.includes(`key: cannot open "${path.join(dir, 'tls', 'missing.key')}": No such file or directory`), r.stderr);
+        fs.rmSync(dir, { recursive: true, force: true });
     });
 
     test('a valid TLS configuration passes check', async () => {
