@@ -8,8 +8,8 @@
 //   node bench/compare.mjs            (make bench-compare)
 //   ROUNDS=1 DURATION=2 IDLE_CONNS=2000 FANOUT_CONNS=2000 FANOUT_SECONDS=10 \
 //     node bench/compare.mjs          (a quick look)
-//   PARTS=http node bench/compare.mjs (only some parts: ws, http, idle,
-//                                      fanout, unpinned)
+//   PARTS=http node bench/compare.mjs (only some parts: ws, wss, http,
+//                                      idle, fanout, unpinned)
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync, mkdirSync, readdirSync } from 'node:fs';
 import { tmpdir, cpus, totalmem } from 'node:os';
@@ -44,7 +44,9 @@ const RATE_EFF = +(env.RATE_EFF || 50000);
 const RATE_LAT = 10000; // the latency workload's rate
 // Which parts run (all by default): ws (small, bulk, latency, fixed load,
 // churn), http, idle, fanout, unpinned. E.g. PARTS=http for the HTTP rows.
-const PARTS = new Set((env.PARTS || 'ws,http,idle,fanout,unpinned').split(','));
+const PARTS = new Set((env.PARTS || 'ws,wss,http,idle,fanout,unpinned').split(','));
+// TLS termination (wss:// from wsbench, plain to wsecho): these targets.
+const TLS_TARGETS = ['wsgate', 'nginx', 'nginx64k', 'haproxy'];
 // The rules that make a run count (the issue's): a proxied small run
 // measures the proxy only when the direct path is at least SMALL_HEADROOM
 // times faster and the proxy keeps its core at least SMALL_BUSY % busy; a
@@ -201,52 +203,75 @@ const TARGETS = {
       return pinned ? start('taskset', ['-c', '0', TCPFWD, ...args]) : start(TCPFWD, args);
     },
   },
+  // tls: terminate TLS on port (certs from makeCerts()), for the wss:// rows.
   wsgate: {
     label: 'wsgate',
-    async start(port, backend, pinned) {
-      const args = ['--listen', `127.0.0.1:${port}`, '--backend', `ws://${backend}`,
-        '--workers', pinned ? '1' : String(cpus().length), '--log-level', 'warn'];
+    async start(port, backend, pinned, tls) {
+      const workers = pinned ? '1' : String(cpus().length);
+      let args = ['--listen', `127.0.0.1:${port}`, '--backend', `ws://${backend}`,
+        '--workers', workers, '--log-level', 'warn'];
+      if (tls) {
+        // TLS listeners exist only in the configuration file.
+        const f = join(dir, `wsgate-${port}.yaml`);
+        writeFileSync(f, `workers: ${workers}\nlog_level: warn\nlisteners:\n  - address: 127.0.0.1:${port}\n    tls:\n      certificates:\n        - {cert: ${tls.cert}, key: ${tls.key}}\nroutes:\n  - path: /\n    backend: ws://${backend}\n`);
+        args = ['-c', f];
+      }
       return pinned ? start('taskset', ['-c', '0', WSGATE, ...args]) : start(WSGATE, args);
     },
   },
   nginx: {
     label: 'nginx',
-    async start(port, backend, pinned) { return startNginx(port, backend, pinned, ''); },
+    async start(port, backend, pinned, tls) { return startNginx(port, backend, pinned, '', tls); },
   },
   nginx64k: {
     label: 'nginx 64k',
-    async start(port, backend, pinned) {
-      return startNginx(port, backend, pinned, 'proxy_buffer_size 64k; proxy_buffers 4 64k;');
+    async start(port, backend, pinned, tls) {
+      return startNginx(port, backend, pinned, 'proxy_buffer_size 64k; proxy_buffers 4 64k;', tls);
     },
   },
   haproxy: {
     label: 'HAProxy',
-    async start(port, backend, pinned) {
+    async start(port, backend, pinned, tls) {
       const f = join(dir, `haproxy-${port}.cfg`);
       writeFileSync(f, fill('haproxy.cfg.in', {
         THREADS: pinned ? '1' : String(cpus().length), CPUMAP: pinned ? 'cpu-map 1/1 0' : '',
-        PORT: port, BACKEND: backend,
+        PORT: port, BACKEND: backend, BINDSSL: tls ? `ssl crt ${tls.pem} alpn http/1.1` : '',
       }));
       return start('haproxy', ['-db', '-f', f]);
     },
   },
 };
-function startNginx(port, backend, pinned, buffers) {
+function startNginx(port, backend, pinned, buffers, tls) {
   const f = join(dir, `nginx-${port}.conf`);
   writeFileSync(f, fill('nginx.conf.in', {
     WORKERS: pinned ? '1' : 'auto', AFFINITY: pinned ? 'worker_cpu_affinity 0001;' : '',
     PORT: port, BACKEND: backend, DIR: dir, BUFFERS: buffers,
+    SSL: tls ? 'ssl' : '',
+    SSLCONF: tls ? `ssl_certificate ${tls.cert}; ssl_certificate_key ${tls.key}; ssl_session_tickets on;` : '',
   }));
   return start('nginx', ['-e', join(dir, 'nginx-error.log'), '-c', f, '-p', dir]);
 }
 
-async function startTargets(backend, pinned, names = Object.keys(TARGETS)) {
+// A self-signed ECDSA P-256 certificate for localhost (what every proxy
+// serves in the wss:// rows); pem: certificate + key in one file (HAProxy).
+function makeCerts() {
+  const cert = join(dir, 'tls.crt');
+  const key = join(dir, 'tls.key');
+  const r = spawnSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+    '-keyout', key, '-out', cert, '-days', '2', '-subj', '/CN=localhost', '-addext', 'subjectAltName=DNS:localhost'], { encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`openssl: ${r.stderr}`);
+  const pem = join(dir, 'tls.pem');
+  writeFileSync(pem, readFileSync(cert, 'utf8') + readFileSync(key, 'utf8'));
+  return { cert, key, pem };
+}
+
+async function startTargets(backend, pinned, names = Object.keys(TARGETS), tls = null) {
   const running = {};
   for (const name of names) {
     const t = TARGETS[name];
     if (!t.start) { running[name] = { port: +backend.split(':')[1], proc: null }; continue; }
     const port = await freePort();
-    const proc = await t.start(port, backend, pinned);
+    const proc = await t.start(port, backend, pinned, tls);
     await waitPort(port);
     running[name] = { port, proc };
   }
@@ -370,6 +395,7 @@ async function main() {
   const flag = (key, t, why) => { ((invalid[key] ??= {})[t] ??= []).push(why); notes.push(why); };
   const fanExpected = (FANOUT_CONNS * 1000) / FANOUT_INTERVAL_MS;
 
+  const certs = PARTS.has('wss') ? makeCerts() : null;
   let running = await startTargets(backend, true);
   for (let round = 1; round <= ROUNDS; round++) {
     // Rotate the order each round so no target always runs first.
@@ -434,6 +460,38 @@ async function main() {
           process.stderr.write(`round ${round} small ${t}: ${fmtRate(rate)} msgs/s, direct ${fmtRate(direct)}, proxy ${share.toFixed(0)}% of CPU 0, CPU 0 ${rec.cpu0_busy_pct.toFixed(0)}% busy, CPU 1 ${rec.cpu1_busy_pct.toFixed(0)}% busy: ${why.length ? `invalid (${why.join('; ')})` : 'valid'}\n`);
         }
       }
+    }
+    // TLS termination: wsbench speaks wss:// to each proxy, which relays
+    // plain ws:// to wsecho. Only the TLS targets, started for this part.
+    if (PARTS.has('wss')) {
+      const tlsOrder = order.filter((t) => TLS_TARGETS.includes(t));
+      const tlsRunning = await startTargets(backend, true, tlsOrder, certs);
+      for (const wl of ['small', 'bulk', 'churn']) {
+        for (const t of tlsOrder) {
+          const r = tlsRunning[t];
+          const url = `wss://localhost:${r.port}/`;
+          const c0 = cpuNs(r.proc.pid);
+          const s0 = cpuTicks();
+          const w0 = performance.now();
+          const j = bench(WORKLOADS[wl](url), (DURATION + WARMUP + 60) * 1000);
+          const w1 = performance.now();
+          const c1 = cpuNs(r.proc.pid);
+          const s1 = cpuTicks();
+          const share = (100 * (c1 - c0)) / ((w1 - w0) * 1e6);
+          const key = `wss_${wl}`;
+          const v = wl === 'small' ? j.msgs_per_s : wl === 'bulk' ? j.mb_per_s : j.connects_per_s;
+          put(key, t, v);
+          put(`${key}_share`, t, share);
+          put(`${key}_load`, t, busyPct(s0, s1, '1'));
+          if (wl === 'small') put('wss_small_cpu', t, (c1 - c0) / (j.msgs_per_s * (DURATION + WARMUP)));
+          const why = [];
+          if (!(share >= SMALL_BUSY)) why.push(`proxy at ${share.toFixed(0)}% of its core (< ${SMALL_BUSY}%)`);
+          if (why.length) flag(key, t, `wss ${wl}, round ${round}, ${TARGETS[t].label}: ${why.join('; ')}`);
+          runs.push({ round, workload: key, target: t, proxy_core_pct: share, cpu1_busy_pct: res[`${key}_load`][t].at(-1), valid: why.length === 0, result: j });
+          process.stderr.write(`round ${round} ${key} ${t}: ${v.toFixed(wl === 'bulk' ? 1 : 0)}, proxy ${share.toFixed(0)}% of CPU 0, CPU 1 ${res[`${key}_load`][t].at(-1).toFixed(0)}% busy\n`);
+        }
+      }
+      stopTargets(tlsRunning);
     }
     // Plain HTTP keep-alive GETs, through the same pinned proxies.
     for (const size of PARTS.has('http') ? HTTP_SIZES : []) {
@@ -534,6 +592,16 @@ async function main() {
     ['idle RSS per connection after a burst of 64 KiB echoes (B)', 'idle64k', 0, false],
     ['idle, 64 KiB: RSS 3 s after all closed (% of RSS before)', 'idle64k_kept', 0, false],
     ['churn (connections/s)', 'churn', 0, true],
+    ['wss:// small messages (msgs/s, 64×16×32 B, TLS to the proxy)', 'wss_small', 0, true, 'wss_small'],
+    ['wss:// small: proxy CPU per echoed message (ns)', 'wss_small_cpu', 0, false, 'wss_small'],
+    ['wss:// small: proxy CPU, % of its core', 'wss_small_share', 0, null, 'wss_small'],
+    ['wss:// small: CPU 1 (wsbench + wsecho) busy (%)', 'wss_small_load', 0, null],
+    [`wss:// small: valid runs (of ${ROUNDS})`, 'wss_small', 'valid', null],
+    ['wss:// bulk (MB/s, 16×4×64 KiB)', 'wss_bulk', 1, true, 'wss_bulk'],
+    ['wss:// bulk: proxy CPU, % of its core', 'wss_bulk_share', 0, null, 'wss_bulk'],
+    ['wss:// bulk: CPU 1 busy (%)', 'wss_bulk_load', 0, null],
+    ['wss:// handshakes (TLS + upgrade + echo + close, connections/s)', 'wss_churn', 0, true, 'wss_churn'],
+    ['wss:// handshakes: proxy CPU, % of its core', 'wss_churn_share', 0, null, 'wss_churn'],
     [`HTTP keep-alive GET, 1 KiB body (requests/s, ${HTTP_CONNS} conns)`, 'http1024', 0, true, 'http1024'],
     ['HTTP 1 KiB: proxy CPU per request (ns)', 'http1024_cpu', 0, false, 'http1024'],
     ['HTTP 1 KiB: proxy CPU, % of its core', 'http1024_share', 0, null, 'http1024'],
@@ -559,7 +627,7 @@ async function main() {
       // Runs that count, of those made: proxied small runs, fixed-load runs.
       const cells = names.map((n) => {
         const made = res[key]?.[n]?.length ?? 0;
-        if (!made || ((key === 'small' || key.startsWith('http')) && n === 'direct')) return '—';
+        if (!made || ((key === 'small' || key.startsWith('http') || key.startsWith('wss')) && n === 'direct')) return '—';
         return `${made - (invalid[key]?.[n]?.length ?? 0)}/${made}`;
       });
       out += `| ${label} | ${cells.join(' | ')} | — | — |\n`;
@@ -599,6 +667,7 @@ small: a proxied run counts (is valid) only when the direct run of the same roun
 Fixed load: proxy CPU per message = the proxy's CPU time over the whole wsbench run divided by the messages sent, in open loop at ${RATE_LAT / 1000}k msgs/s (the latency workload) and at ${RATE_EFF / 1000}k msgs/s; a run counts only when it delivered within 1% of its rate.
 idle: ${IDLE_CONNS} connections, then one message on every one at once (a burst); RSS per connection = (RSS after every echo came back − RSS before) ÷ connections; "after all closed" = RSS 3 s after wsbench closed every connection, as a % of the RSS before (100% = everything given back).
 HTTP: wrk -t1 -c${HTTP_CONNS} (pinned to CPU 1 beside wsecho) GETs /?size=N over kept-alive connections for ${DURATION} s after a ${WARMUP} s warm-up run; wsecho answers 200 with N bytes. nginx proxies with \`keepalive 32\` to the backend and \`Connection: $connection_upgrade\` (its documented setup for WebSockets beside HTTP), HAProxy in its default keep-alive mode. A run counts when the proxy used at least ${SMALL_BUSY}% of its core and no request failed.
+wss://: wsbench connects with TLS (a full handshake per connection, no resumption; ECDSA P-256 certificate, each proxy's default TLS settings: TLS 1.3 with AES-256-GCM here) to each proxy, which relays plain ws:// to wsecho; a run counts when the proxy used at least ${SMALL_BUSY}% of its core. wsbench does the client's share of the cryptography on CPU 1, so CPU 1 busy near 100% means the client, not the proxy, set the rate.
 fan-out: ${FANOUT_CONNS} connections (10,000 do not fit: a proxy holds 2 descriptors per connection and the descriptor hard limit here is 20,000) that send nothing; a second wsecho pushes each one ${FANOUT_SIZE}-byte text message every ${FANOUT_INTERVAL_MS} ms, phases spread over the second; measured for ${FANOUT_SECONDS} s from ${FANOUT_WARMUP} s after the last connection opened. Proxy CPU = its process tree's CPU time over that window, % of one core; latency = receive time − the send time wsecho wrote in the message (same clock); a run counts only when it delivered within 1% of ${fanExpected} msgs/s.
 
 `;

@@ -12,6 +12,10 @@
  *           (wsecho --push-interval): delivery latency from the send time
  *           the server wrote in each message.
  *
+ * wss:// URLs speak TLS (OpenSSL; the server's certificate is not checked:
+ * this is a load tool, and the benchmark's certificates are made on the
+ * spot). Each connection is a full TLS handshake; churn measures them.
+ *
  * Every echo is verified: opcode, length, per-connection sequence and, with
  * --check, every byte. Any error prints a message on stderr and exits 1.
  *
@@ -41,6 +45,9 @@
 #include <sys/socket.h>
 #include <arpa/inet.h>
 #include <unistd.h>
+
+#include <openssl/err.h>
+#include <openssl/ssl.h>
 
 #include "benchutil.h"
 #include "core/err.h"
@@ -90,6 +97,9 @@ static const char *const state_names[] = {"new",     "connecting", "handshake", 
 
 struct config {
     const char *url;              /* as given */
+    bool tls;                     /* wss:// */
+    SSL_CTX *tls_ctx;             /* client context when tls */
+    char sni[300];                /* host name for SNI (empty for an address) */
     char host[300];               /* Host header value */
     char path[2048];              /* request target */
     struct sockaddr_storage addr; /* server address */
@@ -137,8 +147,10 @@ struct worker;
 
 struct conn {
     struct worker *w;
-    unsigned long id; /* 0-based, over all threads */
-    int fd;           /* -1 when none */
+    unsigned long id;      /* 0-based, over all threads */
+    int fd;                /* -1 when none */
+    SSL *ssl;              /* wss:// only */
+    bool write_wants_read; /* TLS: the last write waits for the peer's bytes */
     enum cstate state;
     bool can_read;                  /* edge seen, EAGAIN not yet */
     bool rdhup;                     /* FIN or error reported: read to the end */
@@ -458,6 +470,10 @@ static void reset_conn(struct conn *c)
 
 static void close_fd(struct worker *w, struct conn *c)
 {
+    if (c->ssl) {
+        SSL_free(c->ssl);
+        c->ssl = NULL;
+    }
     if (c->fd >= 0) {
         /* close(2) also leaves the epoll set; its error is not actionable. */
         close(c->fd);
@@ -1163,6 +1179,16 @@ static void connected(struct worker *w, struct conn *c)
         fail(c, "getsockopt SO_ERROR: %s", strerror(errno));
     if (err != 0)
         fail(c, "connect to %s: %s", cfg->url, strerror(err));
+    if (cfg->tls) {
+        /* The handshake happens inside the first write and reads. */
+        c->ssl = SSL_new(cfg->tls_ctx);
+        if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1)
+            fail(c, "cannot create a TLS connection");
+        if (cfg->sni[0])
+            SSL_set_tlsext_host_name(c->ssl, cfg->sni);
+        SSL_set_connect_state(c->ssl);
+        c->write_wants_read = false;
+    }
     bu_rand_bytes(&w->rng, nonce, sizeof(nonce));
     bu_ws_key(nonce, key);
     bu_ws_accept(key, BU_KEY_LEN, c->accept);
@@ -1190,7 +1216,37 @@ static void do_read(struct worker *w, struct conn *c)
         room = bu_buf_room(&w->inpool, &c->in, IN_CAP);
         if (room == 0)
             fail(c, "input buffer full");
-        n = read(c->fd, c->in.p + c->in.tail, room);
+        if (c->ssl) {
+            size_t got = 0;
+            if (SSL_read_ex(c->ssl, c->in.p + c->in.tail, room, &got)) {
+                n = (ssize_t)got;
+            } else {
+                int e = SSL_get_error(c->ssl, 0);
+                if (e == SSL_ERROR_WANT_READ || e == SSL_ERROR_WANT_WRITE) {
+                    ERR_clear_error();
+                    c->can_read = false;
+                    break;
+                }
+                if (e == SSL_ERROR_ZERO_RETURN || (e == SSL_ERROR_SYSCALL && errno == 0)) {
+                    ERR_clear_error();
+                    n = 0;
+                } else {
+                    unsigned long le = ERR_get_error();
+                    if (c->state == CS_WAIT_EOF) {
+                        finish(w, c);
+                        return;
+                    }
+                    fail(c, "TLS read: %s", le ? ERR_reason_error_string(le) : strerror(errno));
+                }
+            }
+            /* A TLS write that waited for the server's bytes can go on. */
+            if (c->write_wants_read) {
+                c->write_wants_read = false;
+                c->can_write = true;
+            }
+        } else {
+            n = read(c->fd, c->in.p + c->in.tail, room);
+        }
         if (n < 0) {
             if (errno == EINTR)
                 continue;
@@ -1218,7 +1274,7 @@ static void do_read(struct worker *w, struct conn *c)
          * arriving later raises a new event, so the EAGAIN read that would
          * confirm it is skipped (as nginx does). Not once the FIN was seen:
          * no event would come for the EOF still to read. */
-        if ((size_t)n < room && !c->rdhup)
+        if ((size_t)n < room && !c->rdhup && !c->ssl)
             c->can_read = false;
         /* One clock read per read(2), which takes every echo waiting on
          * the connection (16 at a time with -k 16), not one per message nor
@@ -1233,6 +1289,34 @@ static void do_read(struct worker *w, struct conn *c)
         bu_buf_drop(&w->inpool, &c->in);
 }
 
+/* TLS: write the queued output (the buffer only grows at its tail, so a
+ * write OpenSSL asks to repeat is repeated with the same bytes first). */
+static bool tls_send(struct worker *w, struct conn *c, size_t len)
+{
+    while (len > 0) {
+        size_t n = 0;
+        if (!SSL_write_ex(c->ssl, c->out.p + c->out.head, len, &n)) {
+            int e = SSL_get_error(c->ssl, 0);
+            ERR_clear_error();
+            if (e == SSL_ERROR_WANT_WRITE) {
+                c->can_write = false;
+                return false;
+            }
+            if (e == SSL_ERROR_WANT_READ) {
+                /* Handshake bytes from the server come first. */
+                c->can_write = false;
+                c->write_wants_read = true;
+                return false;
+            }
+            fail(c, "TLS write failed (%d)", e);
+        }
+        c->out.head += n;
+        len -= n;
+    }
+    bu_buf_drop(&w->outpool, &c->out);
+    return true;
+}
+
 /* One send of the queued output; true when it all went. */
 static bool do_send(struct worker *w, struct conn *c)
 {
@@ -1243,6 +1327,8 @@ static bool do_send(struct worker *w, struct conn *c)
         return true;
     if (!c->can_write)
         return false;
+    if (c->ssl)
+        return tls_send(w, c, len);
     n = send(c->fd, c->out.p + c->out.head, len, MSG_NOSIGNAL);
     if (n < 0) {
         if (errno == EAGAIN) {
@@ -1522,9 +1608,11 @@ static void parse_url(struct config *cfg)
     char hp[320], err[400];
     size_t alen;
 
-    if (strncmp(u, "ws://", 5) != 0)
-        die("--url '%s': only ws://HOST[:PORT][/PATH] is supported", u);
-    auth = u + 5;
+    if (strncmp(u, "wss://", 6) == 0)
+        cfg->tls = true;
+    else if (strncmp(u, "ws://", 5) != 0)
+        die("--url '%s': only ws://HOST[:PORT][/PATH] and wss://... are supported", u);
+    auth = u + (cfg->tls ? 6 : 5);
     slash = strchr(auth, '/');
     alen = slash ? (size_t)(slash - auth) : strlen(auth);
     if (alen == 0 || alen >= sizeof(cfg->host))
@@ -1539,11 +1627,30 @@ static void parse_url(struct config *cfg)
     }
     /* Default port 80 when the authority has none ("host" or "[v6]"). */
     if (strchr(cfg->host, ']') ? cfg->host[alen - 1] == ']' : !strchr(cfg->host, ':'))
-        snprintf(hp, sizeof(hp), "%s:80", cfg->host);
+        snprintf(hp, sizeof(hp), "%s:%s", cfg->host, cfg->tls ? "443" : "80");
     else
         snprintf(hp, sizeof(hp), "%s", cfg->host);
     if (bu_parse_hostport(hp, &cfg->addr, &cfg->addrlen, err, sizeof(err)) < 0)
         die("--url: %s", err);
+    if (cfg->tls) {
+        /* SNI: the host when it is a name (not an address literal). */
+        char name[300];
+        const char *colon = strrchr(cfg->host, ':');
+        size_t nl = cfg->host[0] == '[' ? 0 : colon ? (size_t)(colon - cfg->host) : alen;
+        struct in_addr a4;
+        memcpy(name, cfg->host, nl);
+        name[nl] = '\0';
+        if (nl > 0 && inet_pton(AF_INET, name, &a4) != 1)
+            snprintf(cfg->sni, sizeof(cfg->sni), "%s", name);
+        cfg->tls_ctx = SSL_CTX_new(TLS_client_method());
+        if (!cfg->tls_ctx)
+            die("cannot create a TLS context");
+        SSL_CTX_set_verify(cfg->tls_ctx, SSL_VERIFY_NONE, NULL);
+        SSL_CTX_set_mode(cfg->tls_ctx,
+                         SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
+        /* A fresh full handshake per connection, as new clients do. */
+        SSL_CTX_set_session_cache_mode(cfg->tls_ctx, SSL_SESS_CACHE_OFF);
+    }
 }
 
 static void parse_sources(struct config *cfg, const char *arg)
@@ -1586,7 +1693,7 @@ static void parse_sources(struct config *cfg, const char *arg)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: wsbench --url ws://HOST:PORT/PATH [options]\n"
+    fprintf(f, "usage: wsbench --url ws[s]://HOST:PORT/PATH [options]\n"
                "  -c, --connections N  connections (churn: parallel workers) (64)\n"
                "  -k, --inflight K     closed loop: messages in flight per connection (16)\n"
                "  -s, --size S         payload bytes per message, suffix k/K/KiB/m/M/MiB (32)\n"

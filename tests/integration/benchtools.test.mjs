@@ -8,11 +8,13 @@ import { spawn } from 'node:child_process';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import net from 'node:net';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { WebSocket, WebSocketServer } from 'ws';
 import { REPO_ROOT, delay, waitUntil, withTimeout } from './lib/harness.mjs';
+import { makeCA } from './lib/certs.mjs';
 
 const WSBENCH_BIN = process.env.WSBENCH_BIN || path.join(REPO_ROOT, 'build', 'bench', 'wsbench');
 const WSECHO_BIN = process.env.WSECHO_BIN || path.join(REPO_ROOT, 'build', 'bench', 'wsecho');
@@ -202,6 +204,59 @@ describe('wsbench against a Node ws echo server', () => {
         assert.equal(r.code, 0, r.stderr);
         assert.match(r.stdout, /messages\s+\d+ in [\d.]+ s: [\d.]+ msg\/s/);
         assert.match(r.stdout, /p99\.9/);
+    });
+});
+
+describe('wsbench over wss:// against a Node https + ws echo server', () => {
+    let ca;
+    let server;
+    let wss;
+    let port;
+    const servernames = [];
+    before(async () => {
+        ca = makeCA();
+        const cert = ca.issue('localhost', { dns: ['localhost'] });
+        server = https.createServer({ cert: cert.certPem, key: cert.keyPem });
+        server.on('secureConnection', (s) => servernames.push(s.servername));
+        wss = new WebSocketServer({ server, maxPayload: 64 * 1024 * 1024 });
+        wss.on('connection', (ws) => ws.on('message', (d, bin) => ws.send(d, { binary: bin })));
+        await new Promise((r) => server.listen(0, '127.0.0.1', r));
+        port = server.address().port;
+    });
+    after(async () => {
+        for (const c of wss?.clients ?? []) c.terminate();
+        server?.closeAllConnections?.();
+        await new Promise((r) => (server ? server.close(r) : r()));
+        ca?.remove();
+    });
+
+    test('closed loop, small and 64 KiB messages, --check, SNI from the URL', { timeout: 30000 }, async () => {
+        let r = await runWsbench(['--url', `wss://localhost:${port}/`, '-c', '4', '-k', '8', '-s', '32', '-d', '1', '-w', '0.3', '--check', '--json', '-q']);
+        let j = assertCleanRun(r, 'wss text run');
+        assert.ok(j.messages > 0);
+        r = await runWsbench(['--url', `wss://localhost:${port}/`, '-c', '2', '-k', '2', '-s', '64KiB', '--binary', '-d', '1', '-w', '0.3', '--check', '--json', '-q']);
+        j = assertCleanRun(r, 'wss binary run');
+        assert.ok(j.messages > 0);
+        assert.ok(servernames.length >= 6 && servernames.every((n) => n === 'localhost'), JSON.stringify(servernames));
+    });
+
+    test('churn: a TLS handshake per connection', { timeout: 30000 }, async () => {
+        const before = servernames.length;
+        const r = await runWsbench(['--url', `wss://localhost:${port}/`, '-c', '2', '--churn', '-s', '32', '-d', '1', '-w', '0.2', '--json', '-q']);
+        const j = assertCleanRun(r, 'wss churn');
+        assert.ok(j.connects_per_s > 0);
+        assert.ok(servernames.length - before >= j.messages, `${servernames.length - before} TLS handshakes for ${j.messages} cycles`);
+    });
+
+    test('a plain ws:// server at a wss:// URL fails the run with a TLS error', { timeout: 30000 }, async () => {
+        const plain = await startNodeEcho();
+        try {
+            const r = await runWsbench(['--url', `wss://127.0.0.1:${plain.port}/`, '-c', '1', '-d', '1', '-w', '0', '--json', '-q']);
+            assert.notEqual(r.code, 0);
+            assert.match(r.stderr, /TLS/);
+        } finally {
+            await plain.close();
+        }
     });
 });
 
