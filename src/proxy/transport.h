@@ -54,11 +54,13 @@ static inline void leg_shutw(struct leg *l)
 
 /* Whether a read that returned fewer bytes than asked for means nothing
  * more is waiting (so the next bytes come with a new edge-triggered
- * event). Not so for TLS: the rest of a record, or further records the
- * library read, wait in user space, so a TLS leg reads until EAGAIN. */
+ * event). Always for a plain socket. For TLS a short read alone says
+ * nothing (the rest of a record, or records OpenSSL read ahead, wait in
+ * user space): only when the library's last socket read came up short and
+ * it holds nothing. */
 static inline bool leg_short_read_drains(const struct leg *l)
 {
-    return l->tls == NULL;
+    return l->tls == NULL || tls_drained(l->tls);
 }
 
 /* Whether the transport still owes the socket bytes it took (TLS only:

@@ -33,6 +33,7 @@ struct tls_conn {
     bool http;    /* ... because the peer spoke plain HTTP */
     bool shut;    /* close_notify sent */
     bool fin_due; /* a TCP FIN follows once the residue is written */
+    bool drained; /* the last socket read took less than asked: nothing was left */
     char why[96];
 };
 
@@ -104,13 +105,16 @@ static int bio_read(BIO *b, char *buf, int len)
     do
         n = recv(t->fd, buf, (size_t)len, 0);
     while (n < 0 && errno == EINTR);
-    if (n > 0)
+    if (n > 0) {
+        t->drained = n < len;
         return (int)n;
+    }
     if (n == 0) {
         t->eof = true;
         return 0;
     }
     if (errno == EAGAIN) {
+        t->drained = true;
         BIO_set_retry_read(b);
         return -1;
     }
@@ -393,6 +397,11 @@ void tls_shutw(struct tls_conn *t)
         t->fin_due = true;
     else
         shutdown(t->fd, SHUT_WR);
+}
+
+bool tls_drained(const struct tls_conn *t)
+{
+    return t->drained && !t->eof && !SSL_has_pending(t->ssl);
 }
 
 bool tls_owes(const struct tls_conn *t)
@@ -681,6 +690,9 @@ static SSL_CTX *make_ctx(struct tls_server *srv, const struct tls_conf *c, size_
                                  SSL_OP_CIPHER_SERVER_PREFERENCE | SSL_OP_NO_COMPRESSION);
     /* Idle connections hold no record buffers. */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    /* One recv takes every record waiting (and shows when the socket is
+     * drained: see tls_drained). */
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_session_cache_mode(ctx, SSL_SESS_CACHE_OFF);
     SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"wsgate", 6);
     SSL_CTX_set_num_tickets(ctx, 1);
@@ -792,6 +804,7 @@ struct tls_client *tls_client_new(const struct tls_client_conf *c, struct tls_bu
     SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION | SSL_OP_IGNORE_UNEXPECTED_EOF |
                                  SSL_OP_NO_COMPRESSION);
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+    SSL_CTX_set_read_ahead(ctx, 1);
     SSL_CTX_set_alpn_protos(ctx, alpn, sizeof(alpn) - 1);
     SSL_CTX_set_default_passwd_cb(ctx, no_passphrase);
     SSL_CTX_set_verify(ctx, cl->verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);

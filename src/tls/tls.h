@@ -55,6 +55,11 @@ void tls_shutw(struct tls_conn *t);
  * full (wait for EPOLLOUT), -1 when the connection is gone. */
 int tls_flush(struct tls_conn *t);
 
+/* Whether a read may stop before EAGAIN: the last socket read took less
+ * than it asked for (the socket was empty then, so new bytes raise a new
+ * edge) and OpenSSL holds no bytes, decrypted or not, of its own. */
+bool tls_drained(const struct tls_conn *t);
+
 /* Whether ciphertext is owed to the socket. */
 bool tls_owes(const struct tls_conn *t);
 /* Bytes owed (ciphertext not yet given to the socket). */
