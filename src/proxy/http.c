@@ -695,7 +695,7 @@ static void finish_exchange(struct session *s)
     struct http_x *x = X(s);
     bool leftover_b = (s->b.tail && s->b.tail->ppos < s->b.tail->wpos) || s->b.nfrag > 0;
     bool reuse = x->backend_keep && x->req_done && s->c.queued == 0 && !s->b.pre && !leftover_b &&
-                 s->b.io.fd >= 0;
+                 s->b.io.fd >= 0 && !leg_holds_input(&s->b) && !leg_owes(&s->b);
     char *pipe;
     size_t pipe_len;
 

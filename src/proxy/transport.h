@@ -63,6 +63,14 @@ static inline bool leg_short_read_drains(const struct leg *l)
     return l->tls == NULL || tls_drained(l->tls);
 }
 
+/* Whether the transport holds bytes from the peer that were not read yet
+ * (TLS read-ahead): a connection with such bytes cannot be reused for a
+ * new exchange. */
+static inline bool leg_holds_input(const struct leg *l)
+{
+    return l->tls && tls_holds_input(l->tls);
+}
+
 /* Whether the transport still owes the socket bytes it took (TLS only:
  * ciphertext the socket did not take yet). */
 static inline bool leg_owes(const struct leg *l)

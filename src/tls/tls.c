@@ -404,6 +404,11 @@ bool tls_drained(const struct tls_conn *t)
     return t->drained && !t->eof && !SSL_has_pending(t->ssl);
 }
 
+bool tls_holds_input(const struct tls_conn *t)
+{
+    return SSL_has_pending(t->ssl);
+}
+
 bool tls_owes(const struct tls_conn *t)
 {
     return t->res_off < t->res_len;

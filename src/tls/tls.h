@@ -60,6 +60,10 @@ int tls_flush(struct tls_conn *t);
  * edge) and OpenSSL holds no bytes, decrypted or not, of its own. */
 bool tls_drained(const struct tls_conn *t);
 
+/* Whether OpenSSL holds bytes read from the socket that no tls_recv has
+ * returned yet (records read ahead, decrypted or not). */
+bool tls_holds_input(const struct tls_conn *t);
+
 /* Whether ciphertext is owed to the socket. */
 bool tls_owes(const struct tls_conn *t);
 /* Bytes owed (ciphertext not yet given to the socket). */

@@ -649,6 +649,46 @@ ${tlsYaml}${extra}routes:
         }
     });
 
+    test('a wss:// backend that sends bytes after its response never has its connection reused', async () => {
+        let conns = 0;
+        const srv = tls.createServer({ cert: good.certPem, key: good.keyPem }, (sock) => {
+            conns++;
+            sock.on('data', () => {
+                // The response, then (a TLS record of its own, in the same
+                // TCP segment: wsgate reads both at once) one nobody asked for.
+                sock.cork();
+                sock.write('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok');
+                sock.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nevil');
+                sock.uncork();
+            });
+            sock.on('error', () => {});
+        });
+        await new Promise((r) => srv.listen(0, '127.0.0.1', r));
+        const gw = await gateway(`wss://localhost:${srv.address().port}`, `    tls: {ca: ${ca.ca}}\n`);
+        try {
+            const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+            const bodies = [];
+            for (let i = 0; i < 3; i++) {
+                bodies.push(
+                    await new Promise((resolve, reject) => {
+                        http.get({ host: '127.0.0.1', port: gw.port, path: '/', agent }, (res) => {
+                            let b = '';
+                            res.setEncoding('utf8');
+                            res.on('data', (d) => (b += d));
+                            res.on('end', () => resolve(b));
+                        }).on('error', reject);
+                    }),
+                );
+            }
+            agent.destroy();
+            assert.deepEqual(bodies, ['ok', 'ok', 'ok']);
+            assert.equal(conns, 3, 'a new backend connection for each request');
+        } finally {
+            await gw.stop();
+            srv.close();
+        }
+    });
+
     test('websocket health checks speak TLS to wss:// backends: a bad certificate marks the backend down with the reason', async () => {
         const be = await startTlsBackend({ cert: stranger });
         const gw = await gateway(`wss://localhost:${be.port}`, `    tls: {ca: ${ca.ca}}\n    health_check: {type: websocket, interval: 200ms, timeout: 1s, unhealthy_threshold: 2}\n`);
