@@ -507,8 +507,11 @@ int conf_parse_backend_url(const char *url, struct conf_addr *out, char **path_o
     }
     *out = addr;
     if (u) {
+        /* A DNS name has at most 253 characters; resolve() took this one. */
+        size_t hl = strnlen(host, sizeof(u->host) - 1);
+        memcpy(u->host, host, hl);
+        u->host[hl] = '\0';
         u->tls = tls;
-        snprintf(u->host, sizeof(u->host), "%s", host);
         u->host_is_ip = bracketed || is_ipv4_literal(host);
     }
     if (path_out)
