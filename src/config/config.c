@@ -15,8 +15,10 @@ static const char *const level_names[] = {"debug", "info", "warn", "error", NULL
 
 static void listeners_free(struct config *c)
 {
-    for (size_t i = 0; i < c->nlisteners; i++)
+    for (size_t i = 0; i < c->nlisteners; i++) {
         tls_conf_free(&c->listeners[i].tls);
+        admit_ip_free(&c->listeners[i].ip);
+    }
     free(c->listeners);
     c->listeners = NULL;
     c->nlisteners = 0;
@@ -73,6 +75,7 @@ static bool addr_port_zero(const struct conf_addr *a)
 
 struct listener_parse {
     char *address;
+    struct admit_ip ip;
     struct conf_listener *l;
     struct conf_diag *d;
 };
@@ -95,6 +98,16 @@ static const struct conf_key listener_keys[] = {
      .kind = CK_CUSTOM,
      .parse = parse_listener_tls,
      .expected = "a mapping with certificates"},
+    {.name = "allow",
+     .kind = CK_CUSTOM,
+     .parse = admit_parse_allow,
+     .off = offsetof(struct listener_parse, ip),
+     .expected = "a sequence of addresses or CIDR ranges"},
+    {.name = "deny",
+     .kind = CK_CUSTOM,
+     .parse = admit_parse_deny,
+     .off = offsetof(struct listener_parse, ip),
+     .expected = "a sequence of addresses or CIDR ranges"},
 };
 
 static bool parse_listeners(struct conf_diag *d, const struct conf_key *k, const struct ynode *v,
@@ -125,7 +138,7 @@ static bool parse_listeners(struct conf_diag *d, const struct conf_key *k, const
         const struct ynode *e = v->kids[i];
         struct conf_listener *l = &c->listeners[c->nlisteners];
         struct listener_parse lp = {.l = l, .d = d};
-        const struct ynode *seen[2];
+        const struct ynode *seen[4];
         const char *why = NULL;
         bool good;
 
@@ -138,7 +151,8 @@ static bool parse_listeners(struct conf_diag *d, const struct conf_key *k, const
             ok = false;
             continue;
         }
-        good = conf_apply_map(d, listener_keys, 2, e, &lp, "in a listener", seen);
+        good = conf_apply_map(d, listener_keys, 4, e, &lp, "in a listener", seen);
+        l->ip = lp.ip;
         if (good && conf_parse_listen(lp.address, &l->addr, &why) != 0) {
             conf_report(d, seen[0], "address: %s, got %s", why,
                         conf_quote(lp.address, strlen(lp.address), q));
@@ -155,6 +169,7 @@ static bool parse_listeners(struct conf_diag *d, const struct conf_key *k, const
         free(lp.address);
         if (!good) {
             tls_conf_free(&l->tls);
+            admit_ip_free(&l->ip);
             memset(l, 0, sizeof(*l));
             ok = false;
             continue;
@@ -273,6 +288,11 @@ static const struct conf_key keys[] = {
      F(lim.max_request_body, CF_U64),
      .min = 0,
      .max = (uint64_t)1 << 40},
+    {.name = "trusted_proxies",
+     .kind = CK_CUSTOM,
+     .parse = admit_parse_cidrs,
+     .off = offsetof(struct config, trusted_proxies),
+     .expected = "a sequence of addresses or CIDR ranges"},
     {.name = "upstreams",
      .kind = CK_CUSTOM,
      .parse = later,
@@ -331,6 +351,7 @@ void config_clear(struct config *c)
         return;
     route_conf_free(&c->routing);
     listeners_free(c);
+    cidr_list_free(&c->trusted_proxies);
 }
 
 void config_free(struct config *c)

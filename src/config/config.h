@@ -14,6 +14,7 @@
 
 #include "config/engine.h"
 #include "config/limits.h"
+#include "admit/admit_conf.h"
 #include "route/route_conf.h"
 #include "tls/tls_conf.h"
 
@@ -22,6 +23,7 @@ enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERRO
 /* Where clients connect: `listen:` (one plain listener) or `listeners:`. */
 struct conf_listener {
     struct conf_addr addr;
+    struct admit_ip ip; /* allow/deny: refused clients are closed at accept */
     bool has_tls;
     struct tls_conf tls; /* when has_tls */
 };
@@ -42,8 +44,9 @@ struct config {
     unsigned max_headers;          /* header fields per head */
     bool merge_slashes;            /* "//" in request paths reads as "/" */
 
-    struct limits lim;         /* the core limits and timeouts; routes may override */
-    struct route_conf routing; /* upstreams and routes (route module) */
+    struct cidr_list trusted_proxies; /* peers whose X-Forwarded-For names the client */
+    struct limits lim;                /* the core limits and timeouts; routes may override */
+    struct route_conf routing;        /* upstreams and routes (route module) */
 };
 
 /* Set every field to its documented default; no routes, no listeners. */

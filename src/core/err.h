@@ -79,6 +79,9 @@
     X(PATH_BAD_ESCAPE, "path_bad_escape", "malformed percent-encoding in the path", 400, 1002)     \
     X(PATH_DOT_DOT, "path_dot_dot", "path climbs above / with ..", 400, 1002)                      \
     X(NO_ROUTE, "no_route", "no route matches the path", 404, 1002)                                \
+    X(ORIGIN, "origin", "Origin not allowed on this route", 403, 1002)                             \
+    X(IP_DENIED, "ip_denied", "client address not allowed on this route", 403, 1002)               \
+    X(SUBPROTOCOL, "subprotocol", "no allowed subprotocol offered", 400, 1002)                     \
     X(NO_BACKEND, "no_backend", "no backend of the upstream can take a connection", 503, 1002)     \
     X(OVERLOADED, "overloaded", "max_connections reached", 503, 1002)                              \
     X(HANDSHAKE_TIMEOUT, "handshake_timeout", "handshake not completed in time", 408, 1002)        \

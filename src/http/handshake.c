@@ -421,6 +421,8 @@ int hs_build_upstream(char *out, size_t cap, const struct http_request *req,
          * us send a request that RFC 9112 §3.2 requires the backend to reject. */
         if (!http_span_ieq(name, "Host") && conn_named(&opts, name))
             continue;
+        if (up->protocols_set && http_span_ieq(name, "Sec-WebSocket-Protocol"))
+            continue;
         put_span(&w, name);
         put(&w, ": ", 2);
         put_span(&w, h[i].value);
@@ -430,6 +432,8 @@ int hs_build_upstream(char *out, size_t cap, const struct http_request *req,
     put_str(&w, "Upgrade: websocket\r\nConnection: Upgrade\r\n");
     put_field(&w, "Sec-WebSocket-Key", cstr(up->key));
     put_str(&w, "Sec-WebSocket-Version: 13\r\n");
+    if (up->protocols_set && up->protocols.n > 0)
+        put_field(&w, "Sec-WebSocket-Protocol", up->protocols);
 
     /* X-Forwarded-For is a list (de-facto, like RFC 7239 Forwarded): keep every
      * hop the client reported, in order, and append the address we saw. */

@@ -56,6 +56,10 @@ struct hs_upstream {
     struct http_span request_id; /* X-Request-Id to send (kept or generated) */
     struct http_span target;     /* request-target to send; empty: the client's as sent */
     const char *extra;           /* header lines wsgate adds (each ending in CRLF), or NULL */
+    /* upgrade: the Sec-WebSocket-Protocol list to send instead of the
+     * client's (when protocols_set; empty: none) */
+    struct http_span protocols;
+    bool protocols_set;
 };
 
 /* Write the backend upgrade request into out[0..cap): "GET <target> HTTP/1.1",

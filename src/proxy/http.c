@@ -90,6 +90,7 @@ static void log_request(struct session *s)
         return;
     log_str(&l, "type", "http");
     log_str(&l, "client", s->client);
+    session_log_peer(s, &l);
     log_str(&l, "request_id", s->request_id);
     log_str(&l, "method", x->method);
     log_str(&l, "path", s->path ? s->path : "");

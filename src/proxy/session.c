@@ -20,6 +20,16 @@
 
 static const char *const closed_by_names[] = {"none", "client", "backend", "proxy"};
 
+void session_log_peer(const struct session *s, struct log_line *l)
+{
+    char peer[64];
+
+    if (!s->forwarded)
+        return;
+    sock_addr_text((const struct sockaddr *)&s->peer, peer, sizeof(peer));
+    log_str(l, "peer", peer);
+}
+
 void session_log_tls(const struct session *s, struct log_line *l)
 {
     if (s->tls_done) {
@@ -71,6 +81,7 @@ static void log_access(struct session *s)
     if (!log_begin(&l, sev, "access"))
         return;
     log_str(&l, "client", s->client);
+    session_log_peer(s, &l);
     log_str(&l, "request_id", s->request_id);
     log_str(&l, "path", s->path ? s->path : "");
     log_str(&l, "route", s->route ? s->route->name : "");
@@ -246,6 +257,7 @@ void session_start(struct worker *w, const struct conf_listener *lc, int fd,
     s->c.io.fd = fd;
     s->listener = lc;
     s->peer = *peer;
+    s->client_addr = *peer;
     s->start_ms = w->loop.now;
     s->st = SESS_ST_REQUEST;
     timer_init(&s->timer, on_timer);

@@ -210,7 +210,9 @@ struct session {
     uint8_t attempts;                   /* backends tried */
     uint32_t tried[12];                 /* their indexes (retries <= 10) */
     struct sockaddr_storage peer;
-    char client[64];     /* "ip:port" */
+    struct sockaddr_storage client_addr; /* the client: the peer, or per trusted_proxies */
+    bool forwarded;                      /* client_addr came from X-Forwarded-For */
+    char client[64];                     /* "ip:port" of the peer, or the forwarded client's "ip" */
     char *path;          /* request-target for the log (cut at PATH_LOG_MAX), or NULL:
                             path_short, or an object from w->paths */
     char path_short[96]; /* most request-targets fit here */
@@ -249,6 +251,8 @@ struct session {
     bool body_chunked;  /* body uses chunked transfer coding */
     bool body_to_eof;   /* body ends when the backend closes */
     char accept[32];    /* Sec-WebSocket-Accept we expect from the backend */
+    char *protocols;    /* the subprotocol offer forwarded instead of the client's (malloc'd) */
+    bool protocols_set; /* ... when set by the route's subprotocols: rule */
 };
 
 /* session.c: the dispatcher */
@@ -261,6 +265,8 @@ void session_shutdown(struct session *s);
 /* Finish now (shutdown_timeout passed), with err as the reason if none yet. */
 void session_abort(struct session *s, int err);
 struct log_line;
+/* "peer" (the proxy's address) when the client came from X-Forwarded-For. */
+void session_log_peer(const struct session *s, struct log_line *l);
 /* The TLS fields of an access-log line (none for a plain connection). */
 void session_log_tls(const struct session *s, struct log_line *l);
 /* Open the transport of a new backend connection (s->b.io.fd): TLS for a

@@ -18,6 +18,7 @@
 #include "http/handshake.h"
 #include "http/path.h"
 #include "proxy/session.h"
+#include "admit/admit.h"
 #include "proxy/transport.h"
 #include "route/route.h"
 
@@ -206,11 +207,11 @@ static bool hash_key(struct session *s, const struct rc_upstream *up, const stru
 
     switch (up->hash_src) {
     case HASH_IP:
-        if (s->peer.ss_family == AF_INET6) {
-            key->p = (const char *)&((const struct sockaddr_in6 *)&s->peer)->sin6_addr;
+        if (s->client_addr.ss_family == AF_INET6) {
+            key->p = (const char *)&((const struct sockaddr_in6 *)&s->client_addr)->sin6_addr;
             key->n = 16;
         } else {
-            key->p = (const char *)&((const struct sockaddr_in *)&s->peer)->sin_addr;
+            key->p = (const char *)&((const struct sockaddr_in *)&s->client_addr)->sin_addr;
             key->n = 4;
         }
         return true;
@@ -315,6 +316,21 @@ int handshake_choose(struct session *s, struct route_req *rq)
     return bi;
 }
 
+/* Whether proto is one of the entries of a ", "-separated list. */
+static bool offered(const char *list, struct http_span proto)
+{
+    const char *p = list;
+
+    while (p && *p) {
+        const char *e = strchr(p, ',');
+        size_t n = e ? (size_t)(e - p) : strlen(p);
+        if (n == proto.n && memcmp(p, proto.p, n) == 0)
+            return true;
+        p = e ? e + 2 : NULL;
+    }
+    return false;
+}
+
 /* Connect to the next backend of the upstream and prepare our upgrade
  * request for it. Called for the first attempt and for each retry. */
 static void attempt(struct session *s)
@@ -359,7 +375,9 @@ static void attempt(struct session *s)
                               .proto = s->listener->has_tls ? "https" : "http",
                               .request_id = {s->request_id, strlen(s->request_id)},
                               .target = {target, (size_t)tlen},
-                              .extra = s->fwd_extra};
+                              .extra = s->fwd_extra,
+                              .protocols = {s->protocols, s->protocols ? strlen(s->protocols) : 0},
+                              .protocols_set = s->protocols_set};
     rc = hs_build_upstream(out, cap, &s->req, &s->info, &hu);
     free(target);
     if (rc < 0) {
@@ -429,6 +447,7 @@ static void request_ready(struct session *s)
     struct route_req rq;
     const char *target = s->req.target.p, *q;
     size_t tn = s->req.target.n, pn;
+    bool upgrade;
     int rc;
     size_t plen;
 
@@ -457,6 +476,19 @@ static void request_ready(struct session *s)
         return;
     }
 
+    /* The client, as rules, balancing and logs see it. */
+    if (cfg->trusted_proxies.n) {
+        struct sockaddr_storage fwd;
+        s->client_addr = s->peer;
+        s->forwarded = admit_forwarded_client(&cfg->trusted_proxies,
+                                              (const struct sockaddr *)&s->peer, &s->req, &fwd);
+        if (s->forwarded) {
+            s->client_addr = fwd;
+            sock_ip_text((const struct sockaddr *)&fwd, s->client, sizeof(s->client));
+        } else {
+            sock_addr_text((const struct sockaddr *)&s->peer, s->client, sizeof(s->client));
+        }
+    }
     route_request(s, &rq);
     s->route = route_match(&cfg->routing, &rq);
     if (!s->route) {
@@ -464,10 +496,24 @@ static void request_ready(struct session *s)
         return;
     }
     s->lim = &s->route->lim;
+    upgrade = http_has_token(s->req.headers, s->req.nheaders, "Upgrade", "websocket");
+    if (admit_any(&s->route->admit)) {
+        struct admit_ctx cx = {
+            .req = &s->req, .upgrade = upgrade, .client = (const struct sockaddr *)&s->client_addr};
+        rc = admit_run(&s->route->admit, &cx);
+        if (rc < 0) {
+            free(cx.protocols);
+            fail(s, rc);
+            return;
+        }
+        free(s->protocols);
+        s->protocols = cx.protocols;
+        s->protocols_set = cx.protocols_set;
+    }
     s->upstream = route_pick_upstream(s->route, &s->w->rng);
     s->upstream_index = (size_t)(s->upstream - cfg->routing.upstreams);
     s->hs_deadline = s->w->loop.now + cfg->handshake_timeout_ms;
-    if (!http_has_token(s->req.headers, s->req.nheaders, "Upgrade", "websocket")) {
+    if (!upgrade) {
         /* Not an upgrade: a plain request, unless the route only takes
          * WebSockets (426, as before plain HTTP was proxied). */
         if (s->route->websocket_only) {
@@ -579,6 +625,9 @@ void handshake_free(struct session *s)
     free(s->body);
     s->req_hdrs = NULL;
     s->body = NULL;
+    free(s->protocols);
+    s->protocols = NULL;
+    s->protocols_set = false;
 }
 
 static void request_parsed(struct session *s, int rc);
@@ -872,6 +921,10 @@ static void response_ready(struct session *s, struct http_response *resp, size_t
         return;
     }
     rc = hs_check_response(resp, s->accept, &s->req, &proto);
+    /* The backend must choose from what it was offered: with a
+     * subprotocols: rule, the filtered offer. */
+    if (rc == 0 && proto.n > 0 && s->protocols_set && !offered(s->protocols, proto))
+        rc = ERR_HS_BAD_PROTOCOL;
     if (rc < 0) {
         backend_failed(s, rc);
         return;

@@ -67,6 +67,12 @@ static void on_accept(struct io *io, uint32_t events)
             timer_arm(&w->loop.wheel, &w->accept_retry, w->loop.now + ACCEPT_RETRY_MS);
             return;
         }
+        /* A listener's deny/allow rules: refused clients are closed at
+         * once, with nothing said (they learn nothing about what is here). */
+        if (admit_ip_any(&wl->conf->ip) && !admit_ip_ok(&wl->conf->ip, (struct sockaddr *)&peer)) {
+            close(fd);
+            continue;
+        }
         session_start(w, wl->conf, fd, &peer);
     }
     /* Batch exhausted with connections possibly pending: edge-triggered

@@ -1014,7 +1014,7 @@ static const struct conf_key route_keys[] = {
     {.name = "websocket_only",
      .kind = CK_BOOL,
      CONF_FIELD(struct route_tmp, r.websocket_only, CF_BOOL)},
-};
+    ADMIT_ROUTE_KEYS(struct route_tmp, r.admit)};
 #define NROUTE_KEYS (sizeof(route_keys) / sizeof(route_keys[0]))
 
 static const struct conf_key short_keys[] = {
@@ -1031,7 +1031,7 @@ static const struct conf_key short_keys[] = {
     {.name = "websocket_only",
      .kind = CK_BOOL,
      CONF_FIELD(struct route_tmp, r.websocket_only, CF_BOOL)},
-};
+    ADMIT_ROUTE_KEYS(struct route_tmp, r.admit)};
 #define NSHORT_KEYS (sizeof(short_keys) / sizeof(short_keys[0]))
 
 static void route_free(struct rc_route *r)
@@ -1051,6 +1051,7 @@ static void route_free(struct rc_route *r)
     free(r->query);
     free(r->splits);
     free(r->rewrite_prefix);
+    admit_conf_free(&r->admit);
 }
 
 /* A short-form route's backend becomes a pool of its own. */
@@ -1163,6 +1164,8 @@ bool route_conf_routes(struct conf_diag *d, struct route_conf *rc, const struct 
                 good = false;
             }
         }
+        if (good && !admit_conf_finish(d, e, &t.r.admit))
+            good = false;
         for (size_t b = 0; b < NLIMIT_KEYS; b++)
             if (seen[b])
                 t.r.lim_set |= 1u << b;
