@@ -107,7 +107,8 @@ static void fuzz_request(const char *buf, size_t size)
     static const uint8_t nonce[16] = "fuzz-nonce-0123";
     char key[HS_KEY_LEN + 1];
     hs_make_key(nonce, key);
-    struct hs_upstream up = {key, "192.0.2.1", "https", info.request_id, {NULL, 0}};
+    struct hs_upstream up = {
+        .key = key, .client_ip = "192.0.2.1", .proto = "https", .request_id = info.request_id};
     int n = hs_build_upstream(out, sizeof(out), &req, &info, &up);
     require(n > 0);
 
