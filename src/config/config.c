@@ -76,6 +76,7 @@ static bool addr_port_zero(const struct conf_addr *a)
 struct listener_parse {
     char *address;
     struct admit_ip ip;
+    bool proxy_protocol;
     struct conf_listener *l;
     struct conf_diag *d;
 };
@@ -108,6 +109,9 @@ static const struct conf_key listener_keys[] = {
      .parse = admit_parse_deny,
      .off = offsetof(struct listener_parse, ip),
      .expected = "a sequence of addresses or CIDR ranges"},
+    {.name = "proxy_protocol",
+     .kind = CK_BOOL,
+     CONF_FIELD(struct listener_parse, proxy_protocol, CF_BOOL)},
 };
 
 static bool parse_listeners(struct conf_diag *d, const struct conf_key *k, const struct ynode *v,
@@ -138,7 +142,7 @@ static bool parse_listeners(struct conf_diag *d, const struct conf_key *k, const
         const struct ynode *e = v->kids[i];
         struct conf_listener *l = &c->listeners[c->nlisteners];
         struct listener_parse lp = {.l = l, .d = d};
-        const struct ynode *seen[4];
+        const struct ynode *seen[5];
         const char *why = NULL;
         bool good;
 
@@ -151,8 +155,9 @@ static bool parse_listeners(struct conf_diag *d, const struct conf_key *k, const
             ok = false;
             continue;
         }
-        good = conf_apply_map(d, listener_keys, 4, e, &lp, "in a listener", seen);
+        good = conf_apply_map(d, listener_keys, 5, e, &lp, "in a listener", seen);
         l->ip = lp.ip;
+        l->proxy_protocol = lp.proxy_protocol;
         if (good && conf_parse_listen(lp.address, &l->addr, &why) != 0) {
             conf_report(d, seen[0], "address: %s, got %s", why,
                         conf_quote(lp.address, strlen(lp.address), q));
@@ -397,6 +402,15 @@ static void apply_tree(struct conf_diag *d, const struct ynode *root, struct con
     conf_apply_map(d, keys, NKEYS, root, c, NULL, seen);
     if (!seen[key_index("listen")] && !seen[key_index("listeners")])
         conf_report(d, root, "missing required key \"listen\"");
+    /* A PROXY header is believed only from trusted proxies. */
+    for (size_t i = 0; i < c->nlisteners; i++) {
+        if (c->listeners[i].proxy_protocol && c->trusted_proxies.n == 0) {
+            conf_report(d, seen[key_index("listeners")],
+                        "listeners: proxy_protocol: true needs trusted_proxies (the addresses of "
+                        "the load balancers that send the header)");
+            break;
+        }
+    }
     if (seen[ups] && !seen[ups]->bad)
         route_conf_upstreams(d, &c->routing, seen[ups]);
     if (seen[routes] && !seen[routes]->bad)

@@ -23,7 +23,8 @@ enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERRO
 /* Where clients connect: `listen:` (one plain listener) or `listeners:`. */
 struct conf_listener {
     struct conf_addr addr;
-    struct admit_ip ip; /* allow/deny: refused clients are closed at accept */
+    struct admit_ip ip;  /* allow/deny: refused clients are closed at accept */
+    bool proxy_protocol; /* connections start with a PROXY header (v1 or v2) */
     bool has_tls;
     struct tls_conf tls; /* when has_tls */
 };

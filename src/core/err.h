@@ -43,6 +43,9 @@
     X(TLS_HANDSHAKE, "tls_handshake", "TLS handshake failed", 400, 1002)                           \
     X(TLS, "tls", "TLS protocol error", 400, 1002)                                                 \
     X(BACKEND_TLS, "backend_tls", "TLS to the backend failed", 502, 1002)                          \
+    X(PROXY, "proxy_protocol", "missing or invalid PROXY protocol header", 400, 1002)              \
+    X(PROXY_UNTRUSTED, "proxy_untrusted",                                                          \
+      "PROXY protocol header from a peer not in trusted_proxies", 400, 1002)                       \
     X(HS_NO_HOST, "hs_no_host", "Host header missing", 400, 1002)                                  \
     X(HS_DUP_HOST, "hs_dup_host", "Host header repeated", 400, 1002)                               \
     X(HS_BODY, "hs_body", "upgrade request carries a body", 400, 1002)                             \

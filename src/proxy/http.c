@@ -282,7 +282,7 @@ static void connect_backend(struct session *s)
         return;
     }
     bi = (size_t)bidx;
-    sock_ip_text((const struct sockaddr *)&s->peer, ip, sizeof(ip));
+    sock_ip_text((const struct sockaddr *)&s->conn_addr, ip, sizeof(ip));
     tcap = strlen(s->backend->path) + s->npath_len + s->query_len + 2 +
            (s->route->rewrite_prefix ? strlen(s->route->rewrite_prefix) : 0);
     target = malloc(tcap);

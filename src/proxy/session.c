@@ -46,6 +46,15 @@ void session_log_tls(const struct session *s, struct log_line *l)
         log_str(l, "backend_tls_error", s->btls_error);
 }
 
+int session_client_transport(struct session *s)
+{
+    const struct conf_listener *lc = s->listener;
+
+    if (lc->has_tls && !(s->c.tls = tls_accept_new(lc->tls.srv, s->c.io.fd)))
+        return ERR_NOMEM;
+    return 0;
+}
+
 int session_backend_transport(struct session *s)
 {
     const struct rc_backend *b = s->backend;
@@ -71,7 +80,10 @@ static void log_access(struct session *s)
     uint64_t now = s->w->loop.now;
     /* A connection closed before sending a byte (a port probe, a health
      * check) is noise at info level, as HAProxy's dontlognull has it. */
-    enum log_sev sev = s->status == 0 && s->req_len == 0 && !s->tls_error[0] ? LOG_DEBUG : LOG_INFO;
+    enum log_sev sev = s->status == 0 && s->req_len == 0 && !s->tls_error[0] &&
+                               s->err != ERR_PROXY && s->err != ERR_PROXY_UNTRUSTED
+                           ? LOG_DEBUG
+                           : LOG_INFO;
 
     /* A connection that carried plain requests has a line for each; it
      * needs one of its own only if it also upgraded. */
@@ -257,6 +269,7 @@ void session_start(struct worker *w, const struct conf_listener *lc, int fd,
     s->c.io.fd = fd;
     s->listener = lc;
     s->peer = *peer;
+    s->conn_addr = *peer;
     s->client_addr = *peer;
     s->start_ms = w->loop.now;
     s->st = SESS_ST_REQUEST;
@@ -270,7 +283,15 @@ void session_start(struct worker *w, const struct conf_listener *lc, int fd,
 
     n = atomic_fetch_add_explicit(&w->proxy->conns, 1, memory_order_relaxed) + 1;
     s->counted = true;
-    if (lc->has_tls && !(s->c.tls = tls_accept_new(lc->tls.srv, fd))) {
+    if (lc->proxy_protocol) {
+        /* The PROXY header comes first; TLS (if any) after it. */
+        if (!cidr_list_match(&w->cfg->trusted_proxies, (const struct sockaddr *)peer)) {
+            s->err = ERR_PROXY_UNTRUSTED;
+            finish(s);
+            return;
+        }
+        s->st = SESS_ST_PROXY;
+    } else if (session_client_transport(s) < 0) {
         s->err = ERR_NOMEM;
         finish(s);
         return;

@@ -84,6 +84,7 @@ struct proxy {
 };
 
 enum sess_state {
+    SESS_ST_PROXY,    /* reading a PROXY protocol header (listener proxy_protocol) */
     SESS_ST_REQUEST,  /* reading the client's request head */
     SESS_ST_CONNECT,  /* backend TCP connect in progress */
     SESS_ST_UPGRADE,  /* upgrade request sent, reading the backend's response head */
@@ -210,8 +211,10 @@ struct session {
     uint8_t attempts;                   /* backends tried */
     uint32_t tried[12];                 /* their indexes (retries <= 10) */
     struct sockaddr_storage peer;
-    struct sockaddr_storage client_addr; /* the client: the peer, or per trusted_proxies */
-    bool forwarded;                      /* client_addr came from X-Forwarded-For */
+    struct sockaddr_storage conn_addr;   /* the peer, or the PROXY header's client */
+    struct sockaddr_storage client_addr; /* the client: conn_addr, or per trusted_proxies */
+    bool proxied;                        /* conn_addr came from a PROXY header */
+    bool forwarded;                      /* client_addr is not the peer's */
     char client[64];                     /* "ip:port" of the peer, or the forwarded client's "ip" */
     char *path;          /* request-target for the log (cut at PATH_LOG_MAX), or NULL:
                             path_short, or an object from w->paths */
@@ -269,6 +272,9 @@ struct log_line;
 void session_log_peer(const struct session *s, struct log_line *l);
 /* The TLS fields of an access-log line (none for a plain connection). */
 void session_log_tls(const struct session *s, struct log_line *l);
+/* Open the client's transport: TLS on a TLS listener. Returns 0 or
+ * ERR_NOMEM. */
+int session_client_transport(struct session *s);
 /* Open the transport of a new backend connection (s->b.io.fd): TLS for a
  * wss:// backend. Returns 0 or ERR_NOMEM. */
 int session_backend_transport(struct session *s);

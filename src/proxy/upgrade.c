@@ -19,6 +19,7 @@
 #include "http/path.h"
 #include "proxy/session.h"
 #include "admit/admit.h"
+#include "admit/proxy_proto.h"
 #include "proxy/transport.h"
 #include "route/route.h"
 
@@ -37,6 +38,12 @@ static void read_request(struct session *s);
 
 void handshake_start(struct session *s, bool overloaded)
 {
+    if (overloaded && s->st == SESS_ST_PROXY) {
+        /* Nothing can be answered before the header is read: close. */
+        s->err = ERR_OVERLOADED;
+        session_end(s);
+        return;
+    }
     if (overloaded) {
         respond(s, 503, ERR_OVERLOADED, err_str(ERR_OVERLOADED), NULL);
         return;
@@ -355,7 +362,7 @@ static void attempt(struct session *s)
     rng_bytes(&s->w->rng, nonce, sizeof(nonce));
     hs_make_key(nonce, wskey);
     hs_accept_key(wskey, HS_KEY_LEN, s->accept);
-    sock_ip_text((const struct sockaddr *)&s->peer, ip, sizeof(ip));
+    sock_ip_text((const struct sockaddr *)&s->conn_addr, ip, sizeof(ip));
     /* The target sent upstream: the backend's own path, the rewritten or
      * normalized path, the query. */
     tcap = strlen(s->backend->path) + s->npath_len + s->query_len + 2 +
@@ -479,15 +486,14 @@ static void request_ready(struct session *s)
     /* The client, as rules, balancing and logs see it. */
     if (cfg->trusted_proxies.n) {
         struct sockaddr_storage fwd;
-        s->client_addr = s->peer;
-        s->forwarded = admit_forwarded_client(&cfg->trusted_proxies,
-                                              (const struct sockaddr *)&s->peer, &s->req, &fwd);
-        if (s->forwarded) {
-            s->client_addr = fwd;
+        bool x = admit_forwarded_client(&cfg->trusted_proxies,
+                                        (const struct sockaddr *)&s->conn_addr, &s->req, &fwd);
+        s->client_addr = x ? fwd : s->conn_addr;
+        if (x)
             sock_ip_text((const struct sockaddr *)&fwd, s->client, sizeof(s->client));
-        } else {
-            sock_addr_text((const struct sockaddr *)&s->peer, s->client, sizeof(s->client));
-        }
+        else
+            sock_addr_text((const struct sockaddr *)&s->conn_addr, s->client, sizeof(s->client));
+        s->forwarded = x || s->proxied;
     }
     route_request(s, &rq);
     s->route = route_match(&cfg->routing, &rq);
@@ -1025,11 +1031,79 @@ static void backend_event(struct session *s, uint32_t events)
         read_body(s);
 }
 
+/* Read the PROXY header, and not a byte more: what follows it is the
+ * client's own (a ClientHello, a request). */
+static void read_proxy(struct session *s)
+{
+    uint8_t buf[PROXY_MAX];
+    struct proxy_info pi;
+    ssize_t n;
+    int rc;
+
+    do
+        n = recv(s->c.io.fd, buf, sizeof(buf), MSG_PEEK);
+    while (n < 0 && errno == EINTR);
+    if (n < 0 && errno == EAGAIN)
+        return;
+    if (n <= 0) {
+        s->err = ERR_CLIENT_CLOSED;
+        s->closed_by = CLOSED_BY_CLIENT;
+        session_end(s);
+        return;
+    }
+    rc = proxy_parse(buf, (size_t)n, &pi);
+    if (rc == ERR_AGAIN && (size_t)n < sizeof(buf) && !s->c.rdhup)
+        return; /* the rest comes with a new edge */
+    if (rc < 0) {
+        /* Nothing sensible can be answered to a connection that does not
+         * speak the protocol this listener expects: close it. */
+        s->err = ERR_PROXY;
+        s->closed_by = CLOSED_BY_PROXY;
+        session_end(s);
+        return;
+    }
+    do
+        n = recv(s->c.io.fd, buf, (size_t)rc, 0);
+    while (n < 0 && errno == EINTR);
+    if (n != rc) {
+        s->err = ERR_CLIENT_CLOSED;
+        session_end(s);
+        return;
+    }
+    if (!pi.local) {
+        s->conn_addr = s->client_addr = pi.src;
+        s->proxied = s->forwarded = true;
+        sock_addr_text((const struct sockaddr *)&pi.src, s->client, sizeof(s->client));
+    }
+    /* The listener's address rules judge the client the header names. */
+    if (admit_ip_any(&s->listener->ip) &&
+        !admit_ip_ok(&s->listener->ip, (const struct sockaddr *)&s->client_addr)) {
+        s->err = ERR_IP_DENIED;
+        s->closed_by = CLOSED_BY_PROXY;
+        session_end(s);
+        return;
+    }
+    if (session_client_transport(s) < 0) {
+        s->err = ERR_NOMEM;
+        session_end(s);
+        return;
+    }
+    s->st = SESS_ST_REQUEST;
+    /* Bytes after the header were already announced by the edge just
+     * consumed: read them now. */
+    s->c.readable = true;
+    read_request(s);
+}
+
 static void client_event(struct session *s, uint32_t events)
 {
     if (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR))
         s->c.rdhup = true;
     switch (s->st) {
+    case SESS_ST_PROXY:
+        if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+            read_proxy(s);
+        break;
     case SESS_ST_REQUEST:
         if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
             read_request(s);
@@ -1067,6 +1141,10 @@ void handshake_event(struct session *s, struct leg *l, uint32_t events)
 void handshake_timer(struct session *s)
 {
     switch (s->st) {
+    case SESS_ST_PROXY:
+        s->err = ERR_HANDSHAKE_TIMEOUT;
+        session_end(s);
+        break;
     case SESS_ST_REQUEST:
         if (s->nrequests > 0 && s->req_len == 0) {
             /* A kept-alive connection idle for http_idle_timeout: closed
@@ -1095,6 +1173,11 @@ void handshake_timer(struct session *s)
 
 void handshake_shutdown(struct session *s)
 {
+    if (s->st == SESS_ST_PROXY) {
+        s->err = ERR_SHUTDOWN;
+        session_end(s);
+        return;
+    }
     if (s->st == SESS_ST_REQUEST && s->nrequests > 0 && s->req_len == 0) {
         /* A kept-alive connection between requests: closed quietly. */
         s->closed_by = CLOSED_BY_PROXY;

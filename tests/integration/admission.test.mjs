@@ -220,3 +220,140 @@ describe('trusted proxies', () => {
         }
     });
 });
+
+describe('PROXY protocol', () => {
+    const v2 = (src, sport) => {
+        const sig = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+        const b = Buffer.alloc(16 + 12);
+        sig.copy(b);
+        b[12] = 0x21; // v2, PROXY
+        b[13] = 0x11; // TCP over IPv4
+        b.writeUInt16BE(12, 14);
+        src.split('.').forEach((o, i) => (b[16 + i] = +o));
+        [192, 0, 2, 99].forEach((o, i) => (b[20 + i] = o));
+        b.writeUInt16BE(sport, 24);
+        b.writeUInt16BE(443, 26);
+        return b;
+    };
+    /** Send header + an upgrade request on a raw socket; resolve with the response head. */
+    const exchange = (port, header, rest = null) =>
+        withTimeout(
+            new Promise((resolve) => {
+                const s = net.connect(port, '127.0.0.1');
+                let data = '';
+                s.on('connect', () => {
+                    s.write(Buffer.concat([header, Buffer.from(rest ?? 'GET /p HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n')]));
+                });
+                s.on('data', (d) => {
+                    data += d;
+                    if (data.includes('\r\n\r\n')) s.destroy();
+                });
+                s.on('close', () => resolve(data));
+                s.on('error', () => {});
+            }),
+            5000,
+            'the response',
+        );
+    const proxyConfig = (extra = '', top = 'trusted_proxies: [127.0.0.1]\n') => `workers: 1
+${top}listeners:
+  - address: 127.0.0.1:0
+    proxy_protocol: true
+${extra}routes:
+  - path: /
+    backend: ws://127.0.0.1:${backend.port}
+    deny: [203.0.113.0/24]
+`;
+
+    test('v1 and v2 headers name the client: logs, rules and X-Forwarded-For use it', async () => {
+        const gw = await startWsgate({ config: proxyConfig() });
+        try {
+            let head = await exchange(gw.port, Buffer.from('PROXY TCP4 198.51.100.7 192.0.2.99 40000 443\r\n'));
+            assert.match(head, /^HTTP\/1\.1 101 /);
+            assert.equal(backend.connections.at(-1).headers['x-forwarded-for'], '198.51.100.7');
+            head = await exchange(gw.port, v2('198.51.100.8', 40001));
+            assert.match(head, /^HTTP\/1\.1 101 /);
+            assert.equal(backend.connections.at(-1).headers['x-forwarded-for'], '198.51.100.8');
+            // The route's deny list judges the client the header names.
+            head = await exchange(gw.port, Buffer.from('PROXY TCP4 203.0.113.5 192.0.2.99 40002 443\r\n'));
+            assert.match(head, /^HTTP\/1\.1 403 /);
+            const lines = await gw.waitForLogs((l) => l.msg === 'access' && l.path === '/p', 3);
+            assert.deepEqual(lines.map((l) => l.client), ['198.51.100.7:40000', '198.51.100.8:40001', '203.0.113.5:40002']);
+            assert.ok(lines.every((l) => /^127\.0\.0\.1:\d+$/.test(l.peer)));
+            // LOCAL (a balancer's health check) and UNKNOWN: the peer stands.
+            head = await exchange(gw.port, Buffer.from('PROXY UNKNOWN\r\n'));
+            assert.match(head, /^HTTP\/1\.1 101 /);
+            assert.equal(backend.connections.at(-1).headers['x-forwarded-for'], '127.0.0.1');
+        } finally {
+            await gw.stop();
+        }
+    });
+
+    test('a connection without a valid header is closed with nothing answered, and logged', async () => {
+        const gw = await startWsgate({ config: proxyConfig() });
+        try {
+            assert.equal(await exchange(gw.port, Buffer.alloc(0)), '');
+            assert.equal(await exchange(gw.port, Buffer.from('PROXY TCP4 999.0.0.1 192.0.2.99 1 2\r\n')), '');
+            const lines = await gw.waitForLogs((l) => l.msg === 'access' && l.error === 'proxy_protocol', 2);
+            assert.equal(lines.length, 2);
+        } finally {
+            await gw.stop();
+        }
+    });
+
+    test('a peer that is not a trusted proxy is closed at once', async () => {
+        const gw = await startWsgate({ config: proxyConfig('', 'trusted_proxies: [10.0.0.0/8]\n') });
+        try {
+            assert.equal(await exchange(gw.port, Buffer.from('PROXY TCP4 198.51.100.7 192.0.2.99 40000 443\r\n')), '');
+            await gw.waitForLog((l) => l.msg === 'access' && l.error === 'proxy_untrusted');
+        } finally {
+            await gw.stop();
+        }
+    });
+
+    test('TLS after the header: the header is read raw, the handshake follows', async () => {
+        const { makeCA } = await import('./lib/certs.mjs');
+        const tls = await import('node:tls');
+        const ca = makeCA();
+        const cert = ca.issue('localhost', { dns: ['localhost'] });
+        const gw = await startWsgate({
+            config: proxyConfig(`    tls:\n      certificates:\n        - {cert: ${cert.cert}, key: ${cert.key}}\n`),
+        });
+        try {
+            const head = await withTimeout(
+                new Promise((resolve, reject) => {
+                    const raw = net.connect(gw.port, '127.0.0.1', () => {
+                        raw.write('PROXY TCP4 198.51.100.9 192.0.2.99 40009 443\r\n');
+                        const s = tls.connect({ socket: raw, servername: 'localhost', ca: ca.caPem }, () => {
+                            s.write('GET /p HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n');
+                        });
+                        let data = '';
+                        s.on('data', (d) => {
+                            data += d;
+                            if (data.includes('\r\n\r\n')) {
+                                s.destroy();
+                                resolve(data);
+                            }
+                        });
+                        s.on('error', reject);
+                    });
+                }),
+                5000,
+                'the upgrade over TLS after a PROXY header',
+            );
+            assert.match(head, /^HTTP\/1\.1 101 /);
+            const line = await gw.waitForLog((l) => l.msg === 'access' && l.client === '198.51.100.9:40009');
+            assert.equal(line.tls_version, 'TLSv1.3');
+        } finally {
+            await gw.stop();
+            ca.remove();
+        }
+    });
+
+    test('proxy_protocol without trusted_proxies is a configuration error', async () => {
+        const { runWsgate, writeTempFile } = await import('./lib/harness.mjs');
+        const file = writeTempFile('wsgate.yaml', proxyConfig('', ''));
+        const r = await runWsgate(['check', '-c', file]);
+        assert.equal(r.code, 2);
+        assert.match(r.stderr, /listeners: proxy_protocol: true needs trusted_proxies/);
+    });
+});

@@ -19,6 +19,7 @@
 #include "admit/admit.h"
 #include "admit/admit_conf.h"
 #include "admit/cidr.h"
+#include "admit/proxy_proto.h"
 #include "config/config.h"
 #include "core/err.h"
 #include "http/parser.h"
@@ -357,12 +358,126 @@ static void test_config_errors(void **state)
     assert_non_null(strstr(errs, ":9:5: require_subprotocol: needs subprotocols"));
 }
 
+static const char *src_text(const struct proxy_info *pi, char *buf, size_t cap)
+{
+    char a[64];
+    unsigned port;
+
+    if (pi->src.ss_family == AF_INET) {
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)&pi->src)->sin_addr, a, sizeof(a));
+        port = ntohs(((const struct sockaddr_in *)&pi->src)->sin_port);
+    } else {
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)&pi->src)->sin6_addr, a, sizeof(a));
+        port = ntohs(((const struct sockaddr_in6 *)&pi->src)->sin6_port);
+    }
+    snprintf(buf, cap, "%s:%u", a, port);
+    return buf;
+}
+
+static int parse_str(const char *s, size_t n, struct proxy_info *pi)
+{
+    return proxy_parse((const uint8_t *)s, n, pi);
+}
+
+static void test_proxy_v1(void **state)
+{
+    static const char ok4[] = "PROXY TCP4 192.0.2.1 198.51.100.2 56324 443\r\nGET /";
+    static const char ok6[] = "PROXY TCP6 2001:db8::1 2001:db8::2 1 65535\r\n";
+    struct proxy_info pi;
+    char buf[80];
+
+    assert_int_equal(parse_str(ok4, strlen(ok4), &pi), 45);
+    assert_false(pi.local);
+    assert_int_equal(pi.version, 1);
+    assert_string_equal(src_text(&pi, buf, sizeof(buf)), "192.0.2.1:56324");
+    assert_int_equal(parse_str(ok6, strlen(ok6), &pi), (int)strlen(ok6));
+    assert_string_equal(src_text(&pi, buf, sizeof(buf)), "2001:db8::1:1");
+    assert_int_equal(parse_str("PROXY UNKNOWN\r\n", 15, &pi), 15);
+    assert_true(pi.local);
+    assert_int_equal(parse_str("PROXY UNKNOWN ffff::1 ffff::2 1 2\r\n", 35, &pi), 35);
+    assert_true(pi.local);
+    /* Incomplete: more is needed. */
+    for (size_t cut = 0; cut < 45; cut++)
+        assert_int_equal(parse_str(ok4, cut, &pi), ERR_AGAIN);
+    /* Not PROXY, or broken. */
+    static const char *const bad[] = {
+        "GET / HTTP/1.1\r\n",
+        "PROXY TCP4 192.0.2.1 198.51.100.2 56324\r\n",
+        "PROXY TCP4 192.0.2.1 198.51.100.2 56324 443 extra\r\n",
+        "PROXY TCP4 2001:db8::1 198.51.100.2 1 2\r\n",
+        "PROXY TCP6 192.0.2.1 2001:db8::2 1 2\r\n",
+        "PROXY TCP4 192.0.2.1 198.51.100.2 65536 443\r\n",
+        "PROXY TCP4 192.0.2.1 198.51.100.2 0443 443\r\n",
+        "PROXY TCP4  192.0.2.1 198.51.100.2 1 2\r\n",
+        "PROXY UDP4 192.0.2.1 198.51.100.2 1 2\r\n",
+        "PROXY TCP4 192.0.2.1 198.51.100.2 1 2\n",
+        "proxy TCP4 192.0.2.1 198.51.100.2 1 2\r\n",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (parse_str(bad[i], strlen(bad[i]), &pi) != ERR_PROXY)
+            fail_msg("\"%s\" should be refused", bad[i]);
+    /* No CRLF within 107 bytes: refused, not waited for. */
+    char longer[200];
+    memset(longer, 'x', sizeof(longer));
+    memcpy(longer, "PROXY UNKNOWN ", 14);
+    assert_int_equal(parse_str(longer, sizeof(longer), &pi), ERR_PROXY);
+}
+
+static void test_proxy_v2(void **state)
+{
+    static const uint8_t sig[12] = {0x0D, 0x0A, 0x0D, 0x0A, 0x00, 0x0D,
+                                    0x0A, 0x51, 0x55, 0x49, 0x54, 0x0A};
+    uint8_t b[64];
+    struct proxy_info pi;
+    char buf[80];
+
+    /* PROXY, TCP over IPv4: 192.0.2.1:56324 -> 198.51.100.2:443, then a TLV. */
+    memcpy(b, sig, 12);
+    b[12] = 0x21;
+    b[13] = 0x11;
+    b[14] = 0;
+    b[15] = 12 + 5;
+    uint8_t addr4[12] = {192, 0, 2, 1, 198, 51, 100, 2, 0xdc, 0x04, 0x01, 0xbb};
+    memcpy(b + 16, addr4, 12);
+    uint8_t tlv[5] = {0x04, 0x00, 0x02, 'o', 'k'};
+    memcpy(b + 28, tlv, 5);
+    assert_int_equal(proxy_parse(b, 33, &pi), 33);
+    assert_false(pi.local);
+    assert_int_equal(pi.version, 2);
+    assert_string_equal(src_text(&pi, buf, sizeof(buf)), "192.0.2.1:56324");
+    for (size_t cut = 0; cut < 33; cut++)
+        assert_int_equal(proxy_parse(b, cut, &pi), ERR_AGAIN);
+    /* LOCAL (the balancer's own health check): no address. */
+    b[12] = 0x20;
+    assert_int_equal(proxy_parse(b, 33, &pi), 33);
+    assert_true(pi.local);
+    /* Version 1 in the binary form, an unknown command, a short address
+     * block, a datagram transport, a body too long: refused. */
+    b[12] = 0x11;
+    assert_int_equal(proxy_parse(b, 33, &pi), ERR_PROXY);
+    b[12] = 0x22;
+    assert_int_equal(proxy_parse(b, 33, &pi), ERR_PROXY);
+    b[12] = 0x21;
+    b[15] = 8;
+    assert_int_equal(proxy_parse(b, 33, &pi), ERR_PROXY);
+    b[15] = 17;
+    b[13] = 0x12;
+    assert_int_equal(proxy_parse(b, 33, &pi), ERR_PROXY);
+    b[13] = 0x11;
+    b[14] = 0xff;
+    assert_int_equal(proxy_parse(b, 33, &pi), ERR_PROXY);
+    b[14] = 0;
+    b[3] ^= 1; /* the signature */
+    assert_int_equal(proxy_parse(b, 33, &pi), ERR_PROXY);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cidr_match),  cmocka_unit_test(test_cidr_errors),
         cmocka_unit_test(test_origins),     cmocka_unit_test(test_forwarded_client),
         cmocka_unit_test(test_route_steps), cmocka_unit_test(test_config_errors),
+        cmocka_unit_test(test_proxy_v1),    cmocka_unit_test(test_proxy_v2),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
