@@ -15,11 +15,19 @@ bool admit_any(const struct admit_conf *a)
 int admit_run(const struct admit_conf *a, struct admit_ctx *cx)
 {
     for (size_t i = 0; i < a->nsteps; i++) {
-        int rc = a->steps[i](a, cx);
+        int rc = a->steps[i].fn(a, a->steps[i].arg, cx);
         if (rc < 0)
             return rc;
     }
     return 0;
+}
+
+void admit_ctx_clear(struct admit_ctx *cx)
+{
+    free(cx->protocols);
+    free(cx->query_out);
+    free(cx->lines);
+    cx->protocols = cx->query_out = cx->lines = NULL;
 }
 
 bool admit_ip_ok(const struct admit_ip *ip, const struct sockaddr *sa)
@@ -174,14 +182,15 @@ bool origin_allowed(const struct origin_rule *rules, size_t n, const char *v, si
 
 /* -------------------------------------------------------------- steps */
 
-static int step_ip(const struct admit_conf *a, struct admit_ctx *cx)
+static int step_ip(const struct admit_conf *a, const void *arg, struct admit_ctx *cx)
 {
+
     return admit_ip_ok(&a->ip, cx->client) ? 0 : ERR_IP_DENIED;
 }
 
 /* The cross-site WebSocket hijacking defence: a browser always sends the
  * page's Origin with an upgrade; only listed ones get through. */
-static int step_origin(const struct admit_conf *a, struct admit_ctx *cx)
+static int step_origin(const struct admit_conf *a, const void *arg, struct admit_ctx *cx)
 {
     const struct http_request *r = cx->req;
     unsigned from = 0;
@@ -209,8 +218,37 @@ static bool listed(const struct admit_conf *a, const char *p, size_t n)
     return false;
 }
 
-/* Offered subprotocols not listed are removed before forwarding. */
-static int step_subprotocol(const struct admit_conf *a, struct admit_ctx *cx)
+/* Keep the entries of the ", "-list p[0..n) that listed() accepts. */
+static size_t filter_list(const struct admit_conf *a, const char *p, size_t n, char *out,
+                          size_t len)
+{
+    const char *end = p + n;
+
+    while (p < end) {
+        const char *comma = memchr(p, ',', (size_t)(end - p));
+        const char *e = comma ? comma : end, *b = p;
+        while (b < e && (*b == ' ' || *b == '\t'))
+            b++;
+        const char *t = e;
+        while (t > b && (t[-1] == ' ' || t[-1] == '\t'))
+            t--;
+        if (t > b && listed(a, b, (size_t)(t - b))) {
+            if (len) {
+                out[len++] = ',';
+                out[len++] = ' ';
+            }
+            memcpy(out + len, b, (size_t)(t - b));
+            len += (size_t)(t - b);
+        }
+        p = comma ? comma + 1 : end;
+    }
+    return len;
+}
+
+/* Offered subprotocols not listed are removed before forwarding (from
+ * what an earlier step, authentication, left of the offer, if it
+ * changed it). */
+static int step_subprotocol(const struct admit_conf *a, const void *arg, struct admit_ctx *cx)
 {
     const struct http_request *r = cx->req;
     unsigned from = 0;
@@ -220,32 +258,24 @@ static int step_subprotocol(const struct admit_conf *a, struct admit_ctx *cx)
 
     if (!cx->upgrade)
         return 0;
-    while ((i = http_header_next(r->headers, r->nheaders, "Sec-WebSocket-Protocol", &from)) >= 0)
-        cap += r->headers[i].value.n + 2;
+    if (cx->protocols_set) {
+        cap = cx->protocols ? strlen(cx->protocols) + 2 : 2;
+    } else {
+        while ((i = http_header_next(r->headers, r->nheaders, "Sec-WebSocket-Protocol", &from)) >=
+               0)
+            cap += r->headers[i].value.n + 2;
+    }
     out = malloc(cap + 1);
     if (!out)
         return ERR_NOMEM;
-    from = 0;
-    while ((i = http_header_next(r->headers, r->nheaders, "Sec-WebSocket-Protocol", &from)) >= 0) {
-        const char *p = r->headers[i].value.p, *end = p + r->headers[i].value.n;
-        while (p < end) {
-            const char *comma = memchr(p, ',', (size_t)(end - p));
-            const char *e = comma ? comma : end, *b = p;
-            while (b < e && (*b == ' ' || *b == '\t'))
-                b++;
-            const char *t = e;
-            while (t > b && (t[-1] == ' ' || t[-1] == '\t'))
-                t--;
-            if (t > b && listed(a, b, (size_t)(t - b))) {
-                if (len) {
-                    out[len++] = ',';
-                    out[len++] = ' ';
-                }
-                memcpy(out + len, b, (size_t)(t - b));
-                len += (size_t)(t - b);
-            }
-            p = comma ? comma + 1 : end;
-        }
+    if (cx->protocols_set) {
+        if (cx->protocols)
+            len = filter_list(a, cx->protocols, strlen(cx->protocols), out, 0);
+    } else {
+        from = 0;
+        while ((i = http_header_next(r->headers, r->nheaders, "Sec-WebSocket-Protocol", &from)) >=
+               0)
+            len = filter_list(a, r->headers[i].value.p, r->headers[i].value.n, out, len);
     }
     out[len] = '\0';
     if (len == 0 && a->require_subprotocol) {
@@ -258,7 +288,8 @@ static int step_subprotocol(const struct admit_conf *a, struct admit_ctx *cx)
     return 0;
 }
 
-bool admit_conf_finish(struct conf_diag *d, const struct ynode *at, struct admit_conf *a)
+bool admit_conf_finish(struct conf_diag *d, const struct ynode *at, struct admit_conf *a,
+                       const struct admit_step *auth)
 {
     a->nsteps = 0;
     if (a->require_subprotocol && !a->has_subprotocols) {
@@ -266,11 +297,13 @@ bool admit_conf_finish(struct conf_diag *d, const struct ynode *at, struct admit
         return false;
     }
     if (admit_ip_any(&a->ip))
-        a->steps[a->nsteps++] = step_ip;
+        a->steps[a->nsteps++] = (struct admit_step){step_ip, NULL};
     if (a->has_origins || a->require_origin)
-        a->steps[a->nsteps++] = step_origin;
+        a->steps[a->nsteps++] = (struct admit_step){step_origin, NULL};
+    if (auth)
+        a->steps[a->nsteps++] = *auth;
     if (a->has_subprotocols)
-        a->steps[a->nsteps++] = step_subprotocol;
+        a->steps[a->nsteps++] = (struct admit_step){step_subprotocol, NULL};
     return true;
 }
 

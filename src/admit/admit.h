@@ -18,27 +18,42 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include "admit/cidr.h"
 #include "http/parser.h"
 
 /* What a step sees of the request, and what it may change for the
- * backend. */
+ * backend. Out fields are malloc'd; the caller frees them with
+ * admit_ctx_clear whatever the outcome. */
 struct admit_ctx {
     const struct http_request *req;
     bool upgrade;                  /* a WebSocket upgrade (else a plain request) */
     const struct sockaddr *client; /* the client's address */
+    struct http_span query;        /* the request's query (after '?'), may be empty */
+    uint64_t now_s;                /* wall clock, seconds since the epoch */
     /* out: the Sec-WebSocket-Protocol list to forward instead of the
-     * client's (protocols_set; NULL/empty: none), malloc'd */
+     * client's (protocols_set; NULL/empty: none) */
     char *protocols;
     bool protocols_set;
+    char *query_out; /* the query to forward instead (query_set) */
+    bool query_set;
+    char *lines;              /* header lines for the backend request, each ending in CRLF */
+    const char *const *strip; /* header names removed from what is forwarded */
+    size_t nstrip;
+    char user[128];        /* who (JWT sub, API key name), for the log */
+    char reason[64];       /* why authentication failed, for the log */
+    const char *challenge; /* WWW-Authenticate line for a 401 */
+    uint64_t expires_s;    /* the credentials' end (JWT exp), 0: none */
 };
+
+void admit_ctx_clear(struct admit_ctx *cx);
 
 struct admit_conf;
 
 /* Run the route's steps. Returns 0 (admitted) or the ERR_* of the first
- * step that denied. cx->protocols is the caller's to free either way. */
+ * step that denied. */
 int admit_run(const struct admit_conf *a, struct admit_ctx *cx);
 
 /* Whether a route has any step (a cheap check before admit_run). */

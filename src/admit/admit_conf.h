@@ -33,7 +33,13 @@ struct origin_rule {
     bool null;
 };
 
-typedef int (*admit_step_fn)(const struct admit_conf *a, struct admit_ctx *cx);
+/* A step: fn(a, arg, cx) returns 0 or an ERR_*. a: the route's rules
+ * (passed at each run: the struct may move after parsing); arg: the
+ * step's own configuration (heap, stable), for steps of other modules. */
+struct admit_step {
+    int (*fn)(const struct admit_conf *a, const void *arg, struct admit_ctx *cx);
+    const void *arg;
+};
 
 #define ADMIT_MAX_STEPS 8
 
@@ -48,7 +54,7 @@ struct admit_conf {
     bool has_subprotocols;
     bool require_subprotocol;
     /* built by admit_conf_finish: the steps in order */
-    admit_step_fn steps[ADMIT_MAX_STEPS];
+    struct admit_step steps[ADMIT_MAX_STEPS];
     size_t nsteps;
 };
 
@@ -95,8 +101,11 @@ bool admit_parse_cidrs(struct conf_diag *d, const struct conf_key *k, const stru
          .expected = "a sequence of addresses or CIDR ranges"},
 
 /* After parsing: check combinations (require_subprotocol without
- * subprotocols, ...; reported at `at`), build the steps. */
-bool admit_conf_finish(struct conf_diag *d, const struct ynode *at, struct admit_conf *a);
+ * subprotocols, ...; reported at `at`), build the steps: ip, origin, then
+ * `auth` when given (authentication, from its own module), then
+ * subprotocol (which filters what auth left of the offer). */
+bool admit_conf_finish(struct conf_diag *d, const struct ynode *at, struct admit_conf *a,
+                       const struct admit_step *auth);
 void admit_conf_free(struct admit_conf *a);
 void admit_ip_free(struct admit_ip *ip);
 

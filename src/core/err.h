@@ -83,6 +83,9 @@
     X(PATH_DOT_DOT, "path_dot_dot", "path climbs above / with ..", 400, 1002)                      \
     X(NO_ROUTE, "no_route", "no route matches the path", 404, 1002)                                \
     X(ORIGIN, "origin", "Origin not allowed on this route", 403, 1002)                             \
+    X(AUTH, "auth", "missing or invalid credentials", 401, 1008)                                   \
+    X(AUTH_FORBIDDEN, "forbidden", "the credentials lack a required claim", 403, 1008)             \
+    X(TOKEN_EXPIRED, "token_expired", "the connection's token expired", 401, 1008)                 \
     X(IP_DENIED, "ip_denied", "client address not allowed on this route", 403, 1002)               \
     X(SUBPROTOCOL, "subprotocol", "no allowed subprotocol offered", 400, 1002)                     \
     X(NO_BACKEND, "no_backend", "no backend of the upstream can take a connection", 503, 1002)     \

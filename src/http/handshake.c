@@ -265,6 +265,15 @@ static void put_field(struct wbuf *w, const char *name, struct http_span value)
     put(w, "\r\n", 2);
 }
 
+/* Whether a client field is one wsgate sets itself for this request. */
+static bool stripped(const struct hs_upstream *up, struct http_span name)
+{
+    for (size_t i = 0; i < up->nstrip; i++)
+        if (up->strip[i] && http_span_ieq(name, up->strip[i]))
+            return true;
+    return false;
+}
+
 static struct http_span cstr(const char *s)
 {
     return (struct http_span){s, s != NULL ? strlen(s) : 0};
@@ -423,6 +432,8 @@ int hs_build_upstream(char *out, size_t cap, const struct http_request *req,
             continue;
         if (up->protocols_set && http_span_ieq(name, "Sec-WebSocket-Protocol"))
             continue;
+        if (stripped(up, name))
+            continue;
         put_span(&w, name);
         put(&w, ": ", 2);
         put_span(&w, h[i].value);
@@ -463,6 +474,8 @@ int hs_build_upstream(char *out, size_t cap, const struct http_request *req,
         put_field(&w, "X-Request-Id", up->request_id);
     if (up->extra)
         put_str(&w, up->extra);
+    if (up->extra2)
+        put_str(&w, up->extra2);
     put(&w, "\r\n", 2);
     return finish(&w);
 }
@@ -855,6 +868,8 @@ static void put_forwarded(struct wbuf *w, const struct http_header *h, unsigned 
         put_field(w, "X-Request-Id", up->request_id);
     if (up->extra)
         put_str(w, up->extra);
+    if (up->extra2)
+        put_str(w, up->extra2);
 }
 
 int hs_build_forward_request(char *out, size_t cap, const struct http_request *req,
@@ -880,7 +895,7 @@ int hs_build_forward_request(char *out, size_t cap, const struct http_request *r
     for (unsigned i = 0; i < n; i++) {
         struct http_span name = h[i].name;
         if (name_in(name, hop_by_hop, COUNT(hop_by_hop)) ||
-            name_in(name, replaced, COUNT(replaced)))
+            name_in(name, replaced, COUNT(replaced)) || stripped(up, name))
             continue;
         if (!http_span_ieq(name, "Host") && conn_named(&opts, name))
             continue;

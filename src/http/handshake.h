@@ -56,6 +56,9 @@ struct hs_upstream {
     struct http_span request_id; /* X-Request-Id to send (kept or generated) */
     struct http_span target;     /* request-target to send; empty: the client's as sent */
     const char *extra;           /* header lines wsgate adds (each ending in CRLF), or NULL */
+    const char *extra2;          /* more of them (authentication's), or NULL */
+    const char *const *strip;    /* names of client fields not forwarded (wsgate sets them) */
+    size_t nstrip;
     /* upgrade: the Sec-WebSocket-Protocol list to send instead of the
      * client's (when protocols_set; empty: none) */
     struct http_span protocols;

@@ -288,7 +288,7 @@ static void connect_backend(struct session *s)
     target = malloc(tcap);
     tlen = target ? route_upstream_target(s->route, s->backend, &rq, target, tcap) : ERR_NOMEM;
     cap = s->req_head_len + 512 + strlen(s->request_id) + (size_t)(tlen > 0 ? tlen : 0) +
-          (s->fwd_extra ? strlen(s->fwd_extra) : 0);
+          (s->fwd_extra ? strlen(s->fwd_extra) : 0) + (s->auth_lines ? strlen(s->auth_lines) : 0);
     out = tlen >= 0 ? malloc(cap) : NULL;
     if (!out) {
         free(target);
@@ -299,7 +299,10 @@ static void connect_backend(struct session *s)
                               .proto = s->listener->has_tls ? "https" : "http",
                               .request_id = {s->request_id, strlen(s->request_id)},
                               .target = {target, (size_t)tlen},
-                              .extra = s->fwd_extra};
+                              .extra = s->fwd_extra,
+                              .extra2 = s->auth_lines,
+                              .strip = s->auth_strip,
+                              .nstrip = s->auth_nstrip};
     rc = hs_build_forward_request(out, cap, &s->req, &hu, &x->req, s->backend->addr.text);
     free(target);
     if (rc < 0) {

@@ -860,8 +860,11 @@ static void schedule(struct session *s)
         } else {
             s->deadline = 0;
         }
-    } else if (cfg->idle_timeout_ms && s->last_data + cfg->idle_timeout_ms < next) {
-        next = s->last_data + cfg->idle_timeout_ms;
+    } else {
+        if (cfg->idle_timeout_ms && s->last_data + cfg->idle_timeout_ms < next)
+            next = s->last_data + cfg->idle_timeout_ms;
+        if (s->expires_at && s->expires_at < next)
+            next = s->expires_at;
     }
     if (next != UINT64_MAX)
         timer_arm(&s->w->loop.wheel, &s->timer, next);
@@ -885,6 +888,15 @@ void relay_timer(struct session *s)
             s->err = ERR_CLOSE_TIMEOUT;
         session_end(s);
         return;
+    }
+    if (!s->closing && s->expires_at && now >= s->expires_at) {
+        /* close_on_expiry: the token this connection was admitted with
+         * has expired (RFC 6455 §7.4.1: 1008, policy violation). */
+        if (!s->err)
+            s->err = ERR_TOKEN_EXPIRED;
+        note_close(s, CLOSED_BY_PROXY, WS_CLOSE_POLICY, (const uint8_t *)"token expired", 13);
+        queue_close(&s->c, WS_CLOSE_POLICY, "token expired");
+        queue_close(&s->b, WS_CLOSE_GOING_AWAY, "token expired");
     }
     if (!s->closing && cfg->idle_timeout_ms) {
         /* Data that waits in wsgate, or that wsgate has not read, is not

@@ -44,6 +44,10 @@ void session_log_tls(const struct session *s, struct log_line *l)
         log_str(l, "client_cert", s->cert_subject);
     if (s->btls_error[0])
         log_str(l, "backend_tls_error", s->btls_error);
+    if (s->user[0])
+        log_str(l, "user", s->user);
+    if (s->auth_error[0])
+        log_str(l, "auth_error", s->auth_error);
 }
 
 int session_client_transport(struct session *s)

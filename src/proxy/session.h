@@ -256,6 +256,14 @@ struct session {
     char accept[32];    /* Sec-WebSocket-Accept we expect from the backend */
     char *protocols;    /* the subprotocol offer forwarded instead of the client's (malloc'd) */
     bool protocols_set; /* ... when set by the route's subprotocols: rule */
+    /* authentication (per request): what goes to the backend, for the log */
+    char *auth_lines;              /* header lines (malloc'd), or NULL */
+    const char *const *auth_strip; /* client fields not forwarded */
+    size_t auth_nstrip;
+    char *query_buf; /* the query forwarded without credentials (malloc'd) */
+    char user[128];
+    char auth_error[64];
+    uint64_t expires_at; /* close_on_expiry: loop ms when the token expires, 0: never */
 };
 
 /* session.c: the dispatcher */

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include "proxy/session.h"
 #include "admit/admit.h"
 #include "admit/proxy_proto.h"
+#include "auth/auth.h"
 #include "proxy/transport.h"
 #include "route/route.h"
 
@@ -370,7 +372,8 @@ static void attempt(struct session *s)
     target = malloc(tcap);
     tlen = target ? route_upstream_target(s->route, s->backend, &rq, target, tcap) : ERR_NOMEM;
     cap = s->req_head_len + 512 + strlen(s->request_id) + (size_t)(tlen > 0 ? tlen : 0) +
-          (s->fwd_extra ? strlen(s->fwd_extra) : 0);
+          (s->fwd_extra ? strlen(s->fwd_extra) : 0) + (s->auth_lines ? strlen(s->auth_lines) : 0) +
+          (s->protocols ? strlen(s->protocols) : 0);
     out = tlen >= 0 ? malloc(cap) : NULL;
     if (!out) {
         free(target);
@@ -383,6 +386,9 @@ static void attempt(struct session *s)
                               .request_id = {s->request_id, strlen(s->request_id)},
                               .target = {target, (size_t)tlen},
                               .extra = s->fwd_extra,
+                              .extra2 = s->auth_lines,
+                              .strip = s->auth_strip,
+                              .nstrip = s->auth_nstrip,
                               .protocols = {s->protocols, s->protocols ? strlen(s->protocols) : 0},
                               .protocols_set = s->protocols_set};
     rc = hs_build_upstream(out, cap, &s->req, &s->info, &hu);
@@ -446,6 +452,52 @@ static void backend_failed(struct session *s, int err)
     fail(s, err);
 }
 
+/* The route's admission steps; their changes to what is forwarded are
+ * kept on the session. Returns 0, or -1 when the request was refused (the
+ * answer is under way). */
+static int admit(struct session *s, bool upgrade)
+{
+    struct admit_ctx cx = {.req = &s->req,
+                           .upgrade = upgrade,
+                           .client = (const struct sockaddr *)&s->client_addr,
+                           .query = {s->query, s->query ? s->query_len : 0},
+                           .now_s = (uint64_t)time(NULL)};
+    int rc = admit_run(&s->route->admit, &cx);
+
+    snprintf(s->user, sizeof(s->user), "%s", cx.user);
+    snprintf(s->auth_error, sizeof(s->auth_error), "%s", cx.reason);
+    if (rc < 0) {
+        admit_ctx_clear(&cx);
+        if (rc == ERR_AUTH)
+            respond(s, err_http_status(rc), rc, err_str(rc), cx.challenge);
+        else
+            fail(s, rc);
+        return -1;
+    }
+    free(s->protocols);
+    s->protocols = cx.protocols;
+    s->protocols_set = cx.protocols_set;
+    free(s->auth_lines);
+    s->auth_lines = cx.lines;
+    s->auth_strip = cx.strip;
+    s->auth_nstrip = cx.nstrip;
+    if (cx.query_set) {
+        /* Credentials taken from the query do not go on to the backend. */
+        free(s->query_buf);
+        s->query_buf = cx.query_out;
+        s->query_len = strlen(s->query_buf);
+        s->query = s->query_len ? s->query_buf : NULL; /* no "?" left behind */
+    } else {
+        free(cx.query_out);
+    }
+    s->expires_at = 0;
+    if (cx.expires_s && upgrade && s->route->auth && auth_close_on_expiry(s->route->auth)) {
+        uint64_t now = (uint64_t)time(NULL);
+        s->expires_at = s->w->loop.now + (cx.expires_s > now ? (cx.expires_s - now) * 1000 : 0);
+    }
+    return 0;
+}
+
 /* The request head is complete and parsed: check it, normalize its path,
  * pick the route and the upstream, and make the first attempt. */
 static void request_ready(struct session *s)
@@ -503,19 +555,8 @@ static void request_ready(struct session *s)
     }
     s->lim = &s->route->lim;
     upgrade = http_has_token(s->req.headers, s->req.nheaders, "Upgrade", "websocket");
-    if (admit_any(&s->route->admit)) {
-        struct admit_ctx cx = {
-            .req = &s->req, .upgrade = upgrade, .client = (const struct sockaddr *)&s->client_addr};
-        rc = admit_run(&s->route->admit, &cx);
-        if (rc < 0) {
-            free(cx.protocols);
-            fail(s, rc);
-            return;
-        }
-        free(s->protocols);
-        s->protocols = cx.protocols;
-        s->protocols_set = cx.protocols_set;
-    }
+    if (admit_any(&s->route->admit) && admit(s, upgrade) < 0)
+        return;
     s->upstream = route_pick_upstream(s->route, &s->w->rng);
     s->upstream_index = (size_t)(s->upstream - cfg->routing.upstreams);
     s->hs_deadline = s->w->loop.now + cfg->handshake_timeout_ms;
@@ -634,6 +675,12 @@ void handshake_free(struct session *s)
     free(s->protocols);
     s->protocols = NULL;
     s->protocols_set = false;
+    free(s->auth_lines);
+    s->auth_lines = NULL;
+    s->auth_strip = NULL;
+    s->auth_nstrip = 0;
+    free(s->query_buf);
+    s->query_buf = NULL;
 }
 
 static void request_parsed(struct session *s, int rc);

@@ -3,6 +3,8 @@
  * any error fails the whole load. */
 #include "route/route_conf.h"
 
+#include "auth/auth.h"
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -1014,7 +1016,11 @@ static const struct conf_key route_keys[] = {
     {.name = "websocket_only",
      .kind = CK_BOOL,
      CONF_FIELD(struct route_tmp, r.websocket_only, CF_BOOL)},
-    ADMIT_ROUTE_KEYS(struct route_tmp, r.admit)};
+    ADMIT_ROUTE_KEYS(struct route_tmp, r.admit){.name = "auth",
+                                                .kind = CK_CUSTOM,
+                                                .parse = auth_parse,
+                                                .off = offsetof(struct route_tmp, r.auth),
+                                                .expected = "a mapping with jwt or api_key"}};
 #define NROUTE_KEYS (sizeof(route_keys) / sizeof(route_keys[0]))
 
 static const struct conf_key short_keys[] = {
@@ -1031,7 +1037,11 @@ static const struct conf_key short_keys[] = {
     {.name = "websocket_only",
      .kind = CK_BOOL,
      CONF_FIELD(struct route_tmp, r.websocket_only, CF_BOOL)},
-    ADMIT_ROUTE_KEYS(struct route_tmp, r.admit)};
+    ADMIT_ROUTE_KEYS(struct route_tmp, r.admit){.name = "auth",
+                                                .kind = CK_CUSTOM,
+                                                .parse = auth_parse,
+                                                .off = offsetof(struct route_tmp, r.auth),
+                                                .expected = "a mapping with jwt or api_key"}};
 #define NSHORT_KEYS (sizeof(short_keys) / sizeof(short_keys[0]))
 
 static void route_free(struct rc_route *r)
@@ -1052,6 +1062,8 @@ static void route_free(struct rc_route *r)
     free(r->splits);
     free(r->rewrite_prefix);
     admit_conf_free(&r->admit);
+    auth_conf_free(r->auth);
+    r->auth = NULL;
 }
 
 /* A short-form route's backend becomes a pool of its own. */
@@ -1164,8 +1176,11 @@ bool route_conf_routes(struct conf_diag *d, struct route_conf *rc, const struct 
                 good = false;
             }
         }
-        if (good && !admit_conf_finish(d, e, &t.r.admit))
-            good = false;
+        if (good) {
+            struct admit_step auth = {auth_step, t.r.auth};
+            if (!admit_conf_finish(d, e, &t.r.admit, t.r.auth ? &auth : NULL))
+                good = false;
+        }
         for (size_t b = 0; b < NLIMIT_KEYS; b++)
             if (seen[b])
                 t.r.lim_set |= 1u << b;

@@ -79,6 +79,8 @@ struct rc_pair {
     char *value; /* NULL: present with any value */
 };
 
+struct auth_conf;
+
 struct rc_split {
     struct rc_upstream *up; /* borrowed from the route_conf (set by route_conf_finish) */
     size_t up_index;        /* index in route_conf.upstreams */
@@ -101,6 +103,7 @@ struct rc_route {
     char *rewrite_prefix;    /* replaces the matched path_prefix upstream; NULL: none */
     bool websocket_only;     /* plain requests get 426 instead of being proxied */
     struct admit_conf admit; /* origins, subprotocols, allow/deny (admit/) */
+    struct auth_conf *auth;  /* auth: (auth/), or NULL */
     struct limits lim;       /* in force on this route: the core values and the overrides */
     uint32_t lim_set;        /* which lim fields the route overrides (1 << key index) */
     int line;                /* where it was configured ("route at line N" in logs) */

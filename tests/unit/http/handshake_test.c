@@ -339,7 +339,8 @@ static void test_upstream_target_and_extra_lines(void **state)
     struct http_header h[MAXH];
     struct http_request back;
     struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {NULL, 0}, {"/base/new?room=7", 16},
-                             NULL,    {NULL, 0},   false};
+                             NULL,    NULL,        NULL,   0,         {NULL, 0},
+                             false};
 
     assert_true(build_and_parse(full_req, &up, out, sizeof(out), &back, h) > 0);
     assert_span(back.target, "/base/new?room=7");
@@ -364,7 +365,9 @@ static void test_upstream_full(void **state)
     struct hs_upstream up = {OUR_KEY,   "192.0.2.9",
                              "https",   {"client-id", 9},
                              {NULL, 0}, "X-Client-Cert-Subject: CN=alice,O=Example\r\n",
-                             {NULL, 0}, false};
+                             NULL,      NULL,
+                             0,         {NULL, 0},
+                             false};
 
     int n = build_and_parse(full_req, &up, out, sizeof(out), &back, h);
     assert_true(n > 0);
@@ -424,8 +427,8 @@ static void test_upstream_exact(void **state)
     char out[1024];
     struct http_header h[MAXH];
     struct http_request back;
-    struct hs_upstream up = {OUR_KEY,   "2001:db8::1", "http",    {"gen-42", 6},
-                             {NULL, 0}, NULL,          {NULL, 0}, false};
+    struct hs_upstream up = {OUR_KEY, "2001:db8::1", "http", {"gen-42", 6}, {NULL, 0}, NULL,
+                             NULL,    NULL,          0,      {NULL, 0},     false};
 
     int n = build_and_parse(GOOD_REQ, &up, out, sizeof(out), &back, h);
     static const char want[] = "GET /chat HTTP/1.1\r\n"
@@ -448,8 +451,8 @@ static void test_upstream_request_id_replaced(void **state)
     char out[1024];
     struct http_header h[MAXH];
     struct http_request back;
-    struct hs_upstream up = {OUR_KEY,   "192.0.2.9", "http",    {"new-id", 6},
-                             {NULL, 0}, NULL,        {NULL, 0}, false};
+    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {"new-id", 6}, {NULL, 0}, NULL,
+                             NULL,    NULL,        0,      {NULL, 0},     false};
 
     int n =
         build_and_parse(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER "X-Request-Id: old-id\r\n\r\n",
@@ -458,7 +461,8 @@ static void test_upstream_request_id_replaced(void **state)
     assert_span(value_of(&back, "X-Request-Id"), "new-id");
 
     /* No request id to send: none is sent, not even the client's. */
-    struct hs_upstream none = {OUR_KEY, NULL, NULL, {NULL, 0}, {NULL, 0}, NULL, {NULL, 0}, false};
+    struct hs_upstream none = {OUR_KEY, NULL, NULL, {NULL, 0}, {NULL, 0}, NULL,
+                               NULL,    NULL, 0,    {NULL, 0}, false};
     n = build_and_parse(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER "X-Request-Id: old-id\r\n"
                                                                    "X-Forwarded-Proto: x\r\n\r\n",
                         &none, out, sizeof(out), &back, h);
@@ -480,8 +484,8 @@ static void test_upstream_connection_named(void **state)
     char out[1024];
     struct http_header h[MAXH];
     struct http_request back;
-    struct hs_upstream up = {OUR_KEY,   "192.0.2.9", "http",    {NULL, 0},
-                             {NULL, 0}, NULL,        {NULL, 0}, false};
+    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {NULL, 0}, {NULL, 0}, NULL,
+                             NULL,    NULL,        0,      {NULL, 0}, false};
 
     /* Named in any Connection field, any case; Host survives being named. */
     int n = build_and_parse(REQ_START REQ_HOST REQ_UPG REQ_KEY REQ_VER
@@ -516,8 +520,8 @@ static void test_connection_option_cap(void **state)
     /* At the cap: accepted, and every named field is dropped. */
     struct preq p;
     struct hs_request_info info;
-    struct hs_upstream up = {OUR_KEY,   "192.0.2.9", "http",    {NULL, 0},
-                             {NULL, 0}, NULL,        {NULL, 0}, false};
+    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "http", {NULL, 0}, {NULL, 0}, NULL,
+                             NULL,    NULL,        0,      {NULL, 0}, false};
     parse_req(&p, req);
     assert_int_equal(hs_check_request(&p.req, &info), 0);
     int n = hs_build_upstream(out, sizeof(out), &p.req, &info, &up);
@@ -551,8 +555,8 @@ static void test_upstream_nomem(void **state)
 {
     struct preq p;
     struct hs_request_info info;
-    struct hs_upstream up = {OUR_KEY,   "192.0.2.9", "https",   {"client-id", 9},
-                             {NULL, 0}, NULL,        {NULL, 0}, false};
+    struct hs_upstream up = {OUR_KEY, "192.0.2.9", "https", {"client-id", 9}, {NULL, 0}, NULL,
+                             NULL,    NULL,        0,       {NULL, 0},        false};
     char ref[4096];
 
     parse_req(&p, full_req);
@@ -1040,8 +1044,9 @@ static void test_forward_request(void **state)
     struct http_request back;
     struct http_body body;
     size_t scan = 0;
-    struct hs_upstream up = {NULL, "192.0.2.9", "http", {"rid-1", 5}, {"/api/x?y=1", 10},
-                             NULL, {NULL, 0},   false};
+    struct hs_upstream up = {
+        NULL, "192.0.2.9", "http",    {"rid-1", 5}, {"/api/x?y=1", 10}, NULL, NULL,
+        NULL, 0,           {NULL, 0}, false};
 
     parse_req(&q, "POST /x?y=1 HTTP/1.1\r\n"
                   "Host: example.test\r\n"
