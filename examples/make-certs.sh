@@ -11,7 +11,8 @@ set -euo pipefail
 dir="$(cd "$(dirname "$0")" && pwd)/certs"
 mkdir -p "$dir"
 cd "$dir"
-[ -f ca.crt ] && [ -f localhost.crt ] && [ -f client.crt ] && exit 0
+[ -f ca.crt ] && [ -f localhost.crt ] && [ -f client.crt ] && [ -f jwt-public.pem ] &&
+    [ -f api-keys.txt ] && exit 0
 
 ec=(-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes)
 openssl req -x509 "${ec[@]}" -keyout ca.key -out ca.crt -days 365 \
@@ -28,5 +29,12 @@ issue localhost "/CN=localhost" \
     "$(printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\nsubjectAltName=DNS:localhost,IP:127.0.0.1')"
 issue client "/CN=example-client/O=Example" \
     "$(printf 'basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth')"
-chmod 600 ./*.key
-echo "certificates in $dir"
+# For examples/auth.yaml: an HMAC secret, an ES256 key pair for tokens,
+# and an API key ("demo-key-change-me") stored as its SHA-256.
+openssl rand -base64 48 > jwt-secret
+openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out jwt-private.key 2>/dev/null
+openssl pkey -in jwt-private.key -pubout -out jwt-public.pem
+printf '%s demo-service\n' "$(printf 'demo-key-change-me' | openssl dgst -sha256 -r | cut -d' ' -f1)" \
+    > api-keys.txt
+chmod 600 ./*.key jwt-secret
+echo "certificates and keys in $dir"
