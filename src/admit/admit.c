@@ -289,7 +289,7 @@ static int step_subprotocol(const struct admit_conf *a, const void *arg, struct 
 }
 
 bool admit_conf_finish(struct conf_diag *d, const struct ynode *at, struct admit_conf *a,
-                       const struct admit_step *auth)
+                       const struct admit_step *more, size_t nmore)
 {
     a->nsteps = 0;
     if (a->require_subprotocol && !a->has_subprotocols) {
@@ -300,8 +300,8 @@ bool admit_conf_finish(struct conf_diag *d, const struct ynode *at, struct admit
         a->steps[a->nsteps++] = (struct admit_step){step_ip, NULL};
     if (a->has_origins || a->require_origin)
         a->steps[a->nsteps++] = (struct admit_step){step_origin, NULL};
-    if (auth)
-        a->steps[a->nsteps++] = *auth;
+    for (size_t i = 0; i < nmore && a->nsteps < ADMIT_MAX_STEPS - 1; i++)
+        a->steps[a->nsteps++] = more[i];
     if (a->has_subprotocols)
         a->steps[a->nsteps++] = (struct admit_step){step_subprotocol, NULL};
     return true;

@@ -46,6 +46,8 @@ struct admit_ctx {
     char reason[64];       /* why authentication failed, for the log */
     const char *challenge; /* WWW-Authenticate line for a 401 */
     uint64_t expires_s;    /* the credentials' end (JWT exp), 0: none */
+    unsigned retry_after;  /* seconds, for a 429 or 503 */
+    bool limit_held;       /* a limits: connection slot was taken (limit_release) */
 };
 
 void admit_ctx_clear(struct admit_ctx *cx);

@@ -102,10 +102,11 @@ bool admit_parse_cidrs(struct conf_diag *d, const struct conf_key *k, const stru
 
 /* After parsing: check combinations (require_subprotocol without
  * subprotocols, ...; reported at `at`), build the steps: ip, origin, then
- * `auth` when given (authentication, from its own module), then
- * subprotocol (which filters what auth left of the offer). */
+ * the other modules' steps in order (handshake limits, authentication),
+ * then subprotocol (which filters what authentication left of the
+ * offer). */
 bool admit_conf_finish(struct conf_diag *d, const struct ynode *at, struct admit_conf *a,
-                       const struct admit_step *auth);
+                       const struct admit_step *more, size_t nmore);
 void admit_conf_free(struct admit_conf *a);
 void admit_ip_free(struct admit_ip *ip);
 

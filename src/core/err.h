@@ -86,6 +86,9 @@
     X(AUTH, "auth", "missing or invalid credentials", 401, 1008)                                   \
     X(AUTH_FORBIDDEN, "forbidden", "the credentials lack a required claim", 403, 1008)             \
     X(TOKEN_EXPIRED, "token_expired", "the connection's token expired", 401, 1008)                 \
+    X(RATE_LIMITED, "rate_limited", "too many handshakes or connections from this address", 429,   \
+      1008)                                                                                        \
+    X(ROUTE_FULL, "route_full", "the route's max_connections is reached", 503, 1002)               \
     X(IP_DENIED, "ip_denied", "client address not allowed on this route", 403, 1002)               \
     X(SUBPROTOCOL, "subprotocol", "no allowed subprotocol offered", 400, 1002)                     \
     X(NO_BACKEND, "no_backend", "no backend of the upstream can take a connection", 503, 1002)     \

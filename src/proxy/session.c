@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/sock.h"
 #include "proxy/session.h"
+#include "limit/limit.h"
 #include "proxy/transport.h"
 
 static const char *const closed_by_names[] = {"none", "client", "backend", "proxy"};
@@ -149,6 +150,10 @@ static void finish(struct session *s)
     if (s->backend_held) {
         route_backend_release(s->backend);
         s->backend_held = false;
+    }
+    if (s->limit_held) {
+        limit_release(s->limit_held, (const struct sockaddr *)&s->client_addr);
+        s->limit_held = NULL;
     }
     timer_disarm(&s->w->loop.wheel, &s->timer);
     log_access(s);

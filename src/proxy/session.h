@@ -264,6 +264,7 @@ struct session {
     char user[128];
     char auth_error[64];
     uint64_t expires_at; /* close_on_expiry: loop ms when the token expires, 0: never */
+    const struct limit_conf *limit_held; /* a limits: slot to give back, or NULL */
 };
 
 /* session.c: the dispatcher */

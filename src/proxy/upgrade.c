@@ -466,12 +466,19 @@ static int admit(struct session *s, bool upgrade)
 
     snprintf(s->user, sizeof(s->user), "%s", cx.user);
     snprintf(s->auth_error, sizeof(s->auth_error), "%s", cx.reason);
+    if (cx.limit_held)
+        s->limit_held = s->route->limits;
     if (rc < 0) {
+        char retry[40];
         admit_ctx_clear(&cx);
-        if (rc == ERR_AUTH)
+        if (rc == ERR_AUTH) {
             respond(s, err_http_status(rc), rc, err_str(rc), cx.challenge);
-        else
+        } else if (cx.retry_after) {
+            snprintf(retry, sizeof(retry), "Retry-After: %u\r\n", cx.retry_after);
+            respond(s, err_http_status(rc), rc, err_str(rc), retry);
+        } else {
             fail(s, rc);
+        }
         return -1;
     }
     free(s->protocols);

@@ -4,6 +4,7 @@
 #include "route/route_conf.h"
 
 #include "auth/auth.h"
+#include "limit/limit.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -1020,7 +1021,12 @@ static const struct conf_key route_keys[] = {
                                                 .kind = CK_CUSTOM,
                                                 .parse = auth_parse,
                                                 .off = offsetof(struct route_tmp, r.auth),
-                                                .expected = "a mapping with jwt or api_key"}};
+                                                .expected = "a mapping with jwt or api_key"},
+    {.name = "limits",
+     .kind = CK_CUSTOM,
+     .parse = limit_parse,
+     .off = offsetof(struct route_tmp, r.limits),
+     .expected = "a mapping such as {handshake_rate: 10/s}"}};
 #define NROUTE_KEYS (sizeof(route_keys) / sizeof(route_keys[0]))
 
 static const struct conf_key short_keys[] = {
@@ -1041,7 +1047,12 @@ static const struct conf_key short_keys[] = {
                                                 .kind = CK_CUSTOM,
                                                 .parse = auth_parse,
                                                 .off = offsetof(struct route_tmp, r.auth),
-                                                .expected = "a mapping with jwt or api_key"}};
+                                                .expected = "a mapping with jwt or api_key"},
+    {.name = "limits",
+     .kind = CK_CUSTOM,
+     .parse = limit_parse,
+     .off = offsetof(struct route_tmp, r.limits),
+     .expected = "a mapping such as {handshake_rate: 10/s}"}};
 #define NSHORT_KEYS (sizeof(short_keys) / sizeof(short_keys[0]))
 
 static void route_free(struct rc_route *r)
@@ -1064,6 +1075,8 @@ static void route_free(struct rc_route *r)
     admit_conf_free(&r->admit);
     auth_conf_free(r->auth);
     r->auth = NULL;
+    limit_conf_free(r->limits);
+    r->limits = NULL;
 }
 
 /* A short-form route's backend becomes a pool of its own. */
@@ -1177,8 +1190,13 @@ bool route_conf_routes(struct conf_diag *d, struct route_conf *rc, const struct 
             }
         }
         if (good) {
-            struct admit_step auth = {auth_step, t.r.auth};
-            if (!admit_conf_finish(d, e, &t.r.admit, t.r.auth ? &auth : NULL))
+            struct admit_step more[2];
+            size_t nmore = 0;
+            if (t.r.limits)
+                more[nmore++] = (struct admit_step){limit_step, t.r.limits};
+            if (t.r.auth)
+                more[nmore++] = (struct admit_step){auth_step, t.r.auth};
+            if (!admit_conf_finish(d, e, &t.r.admit, more, nmore))
                 good = false;
         }
         for (size_t b = 0; b < NLIMIT_KEYS; b++)

@@ -80,6 +80,7 @@ struct rc_pair {
 };
 
 struct auth_conf;
+struct limit_conf;
 
 struct rc_split {
     struct rc_upstream *up; /* borrowed from the route_conf (set by route_conf_finish) */
@@ -99,15 +100,16 @@ struct rc_route {
     /* where to */
     struct rc_split *splits; /* one entry for `upstream:` */
     size_t nsplits;
-    unsigned split_total;    /* sum of weights */
-    char *rewrite_prefix;    /* replaces the matched path_prefix upstream; NULL: none */
-    bool websocket_only;     /* plain requests get 426 instead of being proxied */
-    struct admit_conf admit; /* origins, subprotocols, allow/deny (admit/) */
-    struct auth_conf *auth;  /* auth: (auth/), or NULL */
-    struct limits lim;       /* in force on this route: the core values and the overrides */
-    uint32_t lim_set;        /* which lim fields the route overrides (1 << key index) */
-    int line;                /* where it was configured ("route at line N" in logs) */
-    char name[32];           /* "route N" (1-based) or the short form's path, for logs */
+    unsigned split_total;      /* sum of weights */
+    char *rewrite_prefix;      /* replaces the matched path_prefix upstream; NULL: none */
+    bool websocket_only;       /* plain requests get 426 instead of being proxied */
+    struct admit_conf admit;   /* origins, subprotocols, allow/deny (admit/) */
+    struct auth_conf *auth;    /* auth: (auth/), or NULL */
+    struct limit_conf *limits; /* limits: (limit/), or NULL */
+    struct limits lim;         /* in force on this route: the core values and the overrides */
+    uint32_t lim_set;          /* which lim fields the route overrides (1 << key index) */
+    int line;                  /* where it was configured ("route at line N" in logs) */
+    char name[32];             /* "route N" (1-based) or the short form's path, for logs */
 };
 
 struct route_conf {

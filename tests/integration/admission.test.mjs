@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { openClient, startEchoBackend, startWsgate, waitClosed, withTimeout } from './lib/harness.mjs';
+import { delay, openClient, startEchoBackend, startWsgate, waitClosed, withTimeout } from './lib/harness.mjs';
 
 let backend;
 before(async () => {
@@ -355,5 +355,131 @@ ${extra}routes:
         const r = await runWsgate(['check', '-c', file]);
         assert.equal(r.code, 2);
         assert.match(r.stderr, /listeners: proxy_protocol: true needs trusted_proxies/);
+    });
+});
+
+describe('handshake limits', () => {
+    const cfg = (limits, top = '') => `workers: 2
+listen: 127.0.0.1:0
+${top}routes:
+  - path: /
+    backend: ws://127.0.0.1:${backend.port}
+    limits: ${limits}
+`;
+
+    test('handshake_rate with handshake_burst: the burst passes, the next gets 429 with Retry-After, tokens refill', async () => {
+        const gw = await startWsgate({ config: cfg('{handshake_rate: 2/s, handshake_burst: 3}') });
+        try {
+            const results = [];
+            for (let i = 0; i < 5; i++) results.push(await tryOpen(gw, {}));
+            assert.deepEqual(results.map((r) => r.ok), [true, true, true, false, false]);
+            assert.equal(results[3].status, 429);
+            const line = await gw.waitForLog((l) => l.msg === 'access' && l.error === 'rate_limited');
+            assert.equal(line.status, 429);
+            await delay(1100); // two tokens back
+            assert.equal((await tryOpen(gw, {})).ok, true);
+            assert.equal((await tryOpen(gw, {})).ok, true);
+            assert.equal((await tryOpen(gw, {})).status, 429);
+        } finally {
+            await gw.stop();
+        }
+    });
+
+    test('the 429 carries Retry-After', async () => {
+        const gw = await startWsgate({ config: cfg('{handshake_rate: 1/m}') });
+        try {
+            assert.equal((await tryOpen(gw, {})).ok, true);
+            const head = await new Promise((resolve) => {
+                const s = net.connect(gw.port, '127.0.0.1', () => s.write('GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n'));
+                let d = '';
+                s.on('data', (x) => (d += x));
+                s.on('close', () => resolve(d));
+                s.on('error', () => {});
+            });
+            assert.match(head, /^HTTP\/1\.1 429 /);
+            const ra = +/\r\nRetry-After: (\d+)\r\n/.exec(head)[1];
+            assert.ok(ra >= 50 && ra <= 61, `Retry-After ${ra}`);
+        } finally {
+            await gw.stop();
+        }
+    });
+
+    test('max_connections_per_ip: 429 past the count (across workers); a closed connection frees its slot', async () => {
+        const gw = await startWsgate({ config: cfg('{max_connections_per_ip: 3}') });
+        const open = [];
+        try {
+            for (let i = 0; i < 3; i++) open.push(await openClient(gw.url('/')));
+            assert.equal((await tryOpen(gw, {})).status, 429);
+            open[0].ws.close(1000);
+            await waitClosed(open[0]);
+            await delay(100);
+            const again = await openClient(gw.url('/'));
+            open.push(again);
+            assert.equal((await tryOpen(gw, {})).status, 429);
+        } finally {
+            for (const c of open) c.close();
+            await gw.stop();
+        }
+    });
+
+    test('max_connections on the route: 503 past it; plain requests are not counted', async () => {
+        const gw = await startWsgate({ config: cfg('{max_connections: 2}') });
+        const open = [];
+        try {
+            open.push(await openClient(gw.url('/')));
+            open.push(await openClient(gw.url('/')));
+            const r = await tryOpen(gw, {});
+            assert.equal(r.status, 503);
+            assert.equal(await plainGet(gw.port), 426);
+            const line = await gw.waitForLog((l) => l.msg === 'access' && l.error === 'route_full');
+            assert.equal(line.status, 503);
+            open[1].ws.close(1000);
+            await waitClosed(open[1]);
+            await delay(100);
+            open.push(await openClient(gw.url('/')));
+        } finally {
+            for (const c of open) c.close();
+            await gw.stop();
+        }
+    });
+
+    test('a refused backend frees the slot it had taken', async () => {
+        const gw = await startWsgate({
+            config: `workers: 1
+listen: 127.0.0.1:0
+routes:
+  - path: /
+    backend: ws://127.0.0.1:1
+    limits: {max_connections_per_ip: 1, max_connections: 1}
+`,
+        });
+        try {
+            for (let i = 0; i < 3; i++) {
+                const r = await tryOpen(gw, {});
+                assert.equal(r.status, 502, JSON.stringify(r));
+            }
+        } finally {
+            await gw.stop();
+        }
+    });
+
+    test('limits configuration errors are reported at their lines', async () => {
+        const { runWsgate, writeTempFile } = await import('./lib/harness.mjs');
+        const r = await runWsgate(['check', '-c', writeTempFile('wsgate.yaml', `listen: 127.0.0.1:0
+routes:
+  - path: /a
+    backend: ws://127.0.0.1:9
+    limits: {handshake_rate: fast}
+  - path: /b
+    backend: ws://127.0.0.1:9
+    limits: {handshake_burst: 5}
+  - path: /c
+    backend: ws://127.0.0.1:9
+    limits: {messages_per_second: 5}
+`)]);
+        assert.equal(r.code, 2);
+        assert.match(r.stderr, /:5:\d+: handshake_rate: expected a rate such as 10\/s/);
+        assert.match(r.stderr, /:8:\d+: handshake_burst: needs handshake_rate/);
+        assert.match(r.stderr, /:11:\d+: unknown key "messages_per_second" in limits/);
     });
 });

@@ -922,7 +922,7 @@ static void test_route_errors(void **state)
                   "out, idle_timeout, max_stall, max_frame_size, max_message_size, validate_utf8, r"
                   "equest_timeout, response_timeout, http_idle_timeout, max_request_body, path, bac"
                   "kend, websocket_only, origins, require_origin, subprotocols, require_subprotocol"
-                  ", allow, deny, auth)\n"
+                  ", allow, deny, auth, limits)\n"
                   "wsgate.yaml:10:5: routes: each route must be a mapping, got \"just a string\"\n"
                   "wsgate.yaml:11:5: missing required key \"path\" in a route (the short form: path"
                   " and backend)\n"
@@ -1002,7 +1002,8 @@ static void test_route_sections_errors(void **state)
         "imeout, close_timeout, ping_interval, pong_timeout, idle_timeout, max_stall, max"
         "_frame_size, max_message_size, validate_utf8, request_timeout, response_timeout,"
         " http_idle_timeout, max_request_body, match, upstream, split, rewrite, websocket_"
-        "only, origins, require_origin, subprotocols, require_subprotocol, allow, deny, auth)\n");
+        "only, origins, require_origin, subprotocols, require_subprotocol, allow, deny, auth, limi"
+        "ts)\n");
 }
 
 static void test_many_errors_one_run(void **state)
