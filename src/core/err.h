@@ -89,6 +89,8 @@
     X(RATE_LIMITED, "rate_limited", "too many handshakes or connections from this address", 429,   \
       1008)                                                                                        \
     X(ROUTE_FULL, "route_full", "the route's max_connections is reached", 503, 1002)               \
+    X(MSG_RATE, "message_rate", "messages over the route's limits", 429, 1008)                     \
+    X(CTL_FLOOD, "control_flood", "control frames over max_control_frames_per_second", 429, 1008)  \
     X(IP_DENIED, "ip_denied", "client address not allowed on this route", 403, 1002)               \
     X(SUBPROTOCOL, "subprotocol", "no allowed subprotocol offered", 400, 1002)                     \
     X(NO_BACKEND, "no_backend", "no backend of the upstream can take a connection", 503, 1002)     \

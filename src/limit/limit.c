@@ -38,9 +38,16 @@ struct limit_conf {
     unsigned route_max; /* max_connections; 0: none */
     atomic_uint route_conns;
     struct shard *shards; /* when rate_per_ms or per_ip */
+    /* per message */
+    uint64_t msgs_per_s, bytes_per_s, msg_burst;
+    int action; /* 0 drop, 1 close */
+    bool action_set;
+    unsigned ctl_max;
     /* parsed */
     char *rate_text;
 };
+
+static const char *const action_names[] = {"drop", "close", NULL};
 
 static uint64_t mono_ms(void)
 {
@@ -96,6 +103,30 @@ static const struct conf_key keys[] = {
      CONF_FIELD(struct limit_conf, route_max, CF_UNSIGNED),
      .min = 1,
      .max = 10000000},
+    {.name = "messages_per_second",
+     .kind = CK_UINT,
+     CONF_FIELD(struct limit_conf, msgs_per_s, CF_U64),
+     .min = 1,
+     .max = 10000000},
+    {.name = "bytes_per_second",
+     .kind = CK_SIZE,
+     CONF_FIELD(struct limit_conf, bytes_per_s, CF_U64),
+     .min = 1,
+     .max = (uint64_t)1 << 40},
+    {.name = "burst",
+     .kind = CK_UINT,
+     CONF_FIELD(struct limit_conf, msg_burst, CF_U64),
+     .min = 1,
+     .max = 100000000},
+    {.name = "action",
+     .kind = CK_ENUM,
+     CONF_FIELD(struct limit_conf, action, CF_INT),
+     .names = action_names},
+    {.name = "max_control_frames_per_second",
+     .kind = CK_UINT,
+     CONF_FIELD(struct limit_conf, ctl_max, CF_UNSIGNED),
+     .min = 1,
+     .max = 1000000},
 };
 #define NKEYS (sizeof(keys) / sizeof(keys[0]))
 
@@ -128,6 +159,14 @@ bool limit_parse(struct conf_diag *d, const struct conf_key *k, const struct yno
         conf_report(d, seen[1], "handshake_burst: needs handshake_rate");
         return false;
     }
+    if ((l->msg_burst || seen[7]) && !l->msgs_per_s && !l->bytes_per_s) {
+        conf_report(d, seen[l->msg_burst ? 6 : 7],
+                    "%s: needs messages_per_second or bytes_per_second",
+                    l->msg_burst ? "burst" : "action");
+        return false;
+    }
+    if (!l->ctl_max)
+        l->ctl_max = 100;
     /* Default burst: one second's worth, at least one handshake. */
     l->burst = l->burst_set ? (double)l->burst_set : l->rate_per_ms * 1000;
     if (l->burst < 1)
@@ -342,4 +381,58 @@ void limit_release(const struct limit_conf *lc, const struct sockaddr *sa)
     release_ip(l, sa);
     if (l->route_max)
         atomic_fetch_sub_explicit(&l->route_conns, 1, memory_order_relaxed);
+}
+
+/* ------------------------------------------------------------ messages */
+
+bool limit_has_messages(const struct limit_conf *l)
+{
+    return l && (l->msgs_per_s || l->bytes_per_s);
+}
+
+unsigned limit_ctl_max(const struct limit_conf *l)
+{
+    return l ? l->ctl_max : 100;
+}
+
+static void msg_refill(const struct limit_conf *l, struct msg_bucket *b, uint64_t now)
+{
+    double mburst = l->msg_burst ? (double)l->msg_burst : (double)l->msgs_per_s;
+    double bburst = (double)l->bytes_per_s;
+
+    if (!b->last_ms) {
+        b->msgs = mburst;
+        b->bytes = bburst;
+    } else if (now > b->last_ms) {
+        double dt = (double)(now - b->last_ms) / 1000;
+        b->msgs += dt * (double)l->msgs_per_s;
+        if (b->msgs > mburst)
+            b->msgs = mburst;
+        b->bytes += dt * (double)l->bytes_per_s;
+        if (b->bytes > bburst)
+            b->bytes = bburst;
+    }
+    b->last_ms = now;
+}
+
+enum msg_verdict limit_message(const struct limit_conf *l, struct msg_bucket *b, uint64_t len,
+                               uint64_t now_ms)
+{
+    msg_refill(l, b, now_ms);
+    /* A message passes when there is a message token and the bytes are
+     * not in debt; its bytes may take them below zero (a large message
+     * delays the next ones). */
+    if ((l->msgs_per_s && b->msgs < 1) || (l->bytes_per_s && b->bytes < 0))
+        return l->action == 1 ? MSG_CLOSE : MSG_DROP;
+    if (l->msgs_per_s)
+        b->msgs -= 1;
+    if (l->bytes_per_s)
+        b->bytes -= (double)len;
+    return MSG_PASS;
+}
+
+void limit_bytes(const struct limit_conf *l, struct msg_bucket *b, uint64_t len)
+{
+    if (l->bytes_per_s)
+        b->bytes -= (double)len;
 }

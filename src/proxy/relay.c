@@ -308,6 +308,29 @@ static int control(struct leg *src, struct buf *b, const struct ws_frame_hdr *h)
     size_t flen = h->hlen + (size_t)h->len;
     bool relay = src->forward && !dst->close_sent;
 
+    if (src->is_client && h->opcode != WS_OP_CLOSE) {
+        /* Pings and pongs are not counted as messages, but bounded. */
+        uint64_t now = s->w->loop.now;
+        if (now - src->ctl_window >= 1000) {
+            src->ctl_window = now;
+            src->ctl_count = 0;
+        }
+        if (++src->ctl_count > s->ctl_max) {
+            /* Over the bound: a closing handshake (1008), and the frame
+             * (like every further one) goes no further. */
+            if (!s->closing) {
+                if (!s->err)
+                    s->err = ERR_CTL_FLOOD;
+                note_close(s, CLOSED_BY_PROXY, WS_CLOSE_POLICY,
+                           (const uint8_t *)"too many control frames", 23);
+                queue_close(&s->c, WS_CLOSE_POLICY, "too many control frames");
+                queue_close(&s->b, WS_CLOSE_GOING_AWAY, "client sent too many control frames");
+            }
+            memmove(p, p + h->hlen + h->len, b->wpos - b->ppos - h->hlen - h->len);
+            b->wpos -= (uint32_t)(h->hlen + h->len);
+            return 0;
+        }
+    }
     if (h->masked)
         ws_mask(pl, (size_t)h->len, h->mask, 0);
     if (h->opcode == WS_OP_CLOSE) {
@@ -342,6 +365,38 @@ static int control(struct leg *src, struct buf *b, const struct ws_frame_hdr *h)
     return 0;
 }
 
+/* Message limits at a data frame's header from the client: a new
+ * message passes, is dropped whole (src->dropping), or starts the closing
+ * handshake (1008 to the client, 1001 to the backend); a further frame of
+ * a passed message adds its bytes. Only for routes with message limits. */
+static int limit_frame(struct session *s, struct leg *src, const struct ws_frame_hdr *h)
+{
+    if (h->opcode == WS_OP_CONT) {
+        if (!src->dropping)
+            limit_bytes(s->mlim, &s->mbucket, h->len);
+        return 0;
+    }
+    switch (limit_message(s->mlim, &s->mbucket, h->len, s->w->loop.now)) {
+    case MSG_PASS:
+        return 0;
+    case MSG_DROP:
+        src->dropping = true;
+        s->msgs_dropped++;
+        return 0;
+    default:
+        /* action: close. A closing handshake, not a protocol failure: the
+         * client keeps being read (its frames dropped) until its close. */
+        if (!s->err)
+            s->err = ERR_MSG_RATE;
+        note_close(s, CLOSED_BY_PROXY, WS_CLOSE_POLICY, (const uint8_t *)"message rate limit", 18);
+        queue_close(&s->c, WS_CLOSE_POLICY, "message rate limit");
+        queue_close(&s->b, WS_CLOSE_GOING_AWAY, "client over its message rate limit");
+        src->dropping = true;
+        s->msgs_dropped++;
+        return 0;
+    }
+}
+
 /* Parse the unparsed bytes of src's tail buffer. Returns 0 or an error. */
 static int parse(struct leg *src, struct buf *b)
 {
@@ -358,6 +413,18 @@ static int parse(struct leg *src, struct buf *b)
 
         if (src->in_frame) {
             size_t n = avail < src->remaining ? avail : (size_t)src->remaining;
+            if (__builtin_expect(src->dropping, 0)) {
+                /* A dropped message's payload is cut out as it comes. */
+                memmove(p, p + n, avail - n);
+                b->wpos -= (uint32_t)n;
+                src->remaining -= n;
+                if (src->remaining == 0) {
+                    src->in_frame = false;
+                    if (src->fin)
+                        src->dropping = false;
+                }
+                continue;
+            }
             rc = payload(src, p, n);
             if (rc < 0)
                 return rc;
@@ -388,6 +455,25 @@ static int parse(struct leg *src, struct buf *b)
             if (rc < 0)
                 return rc;
             continue;
+        }
+        if (__builtin_expect(s->mlim != NULL, 0) && src->is_client) {
+            int v = limit_frame(s, src, &h);
+            if (v < 0)
+                return v;
+            if (src->dropping) {
+                /* Cut the frame (or what is here of it) out of the buffer. */
+                size_t here = avail < h.hlen + h.len ? avail : (size_t)(h.hlen + h.len);
+                src->fin = h.fin;
+                memmove(p, p + here, avail - here);
+                b->wpos -= (uint32_t)here;
+                if (here < h.hlen + h.len) {
+                    src->remaining = h.hlen + h.len - here;
+                    src->in_frame = true;
+                } else if (h.fin) {
+                    src->dropping = false;
+                }
+                continue;
+            }
         }
         if (h.opcode != WS_OP_CONT)
             memset(&src->utf8, 0, sizeof(src->utf8));
@@ -962,6 +1048,8 @@ void relay_start(struct session *s, const char *client_extra, size_t cn, const c
     s->st = SESS_ST_RELAY;
     s->last_data = now;
     s->c.last_rx = s->b.last_rx = now;
+    s->ctl_max = limit_ctl_max(s->route ? s->route->limits : NULL);
+    s->mlim = s->route && limit_has_messages(s->route->limits) ? s->route->limits : NULL;
     s->c.readable = s->b.readable = true;
     s->c.writable = s->b.writable = true;
     s->deadline = 0;

@@ -111,6 +111,8 @@ static void log_access(struct session *s)
     log_uint(&l, "bytes_in", s->c.bytes);
     log_uint(&l, "msgs_out", s->b.msgs);
     log_uint(&l, "bytes_out", s->b.bytes);
+    if (s->msgs_dropped)
+        log_uint(&l, "msgs_dropped", s->msgs_dropped);
     if (s->close_code)
         log_uint(&l, "close_code", s->close_code);
     if (s->close_code)

@@ -23,6 +23,7 @@
 #include "route/route.h"
 #include "http/handshake.h"
 #include "http/parser.h"
+#include "limit/limit.h"
 #include "ws/frame.h"
 #include "ws/utf8.h"
 
@@ -130,6 +131,9 @@ struct leg {
     bool in_frame;       /* inside a data frame's payload */
     bool text;           /* current message is text and is validated */
     bool fin;            /* current data frame ends its message */
+    bool dropping;       /* the current message is dropped (limits: action drop) */
+    uint16_t ctl_count;  /* control frames read in the current second */
+    uint64_t ctl_window; /* ms the current second began */
 
     /* bytes wsgate itself sends to this leg, ahead of relayed frames:
      * the handshake request/response first, later one control frame */
@@ -265,6 +269,10 @@ struct session {
     char auth_error[64];
     uint64_t expires_at; /* close_on_expiry: loop ms when the token expires, 0: never */
     const struct limit_conf *limit_held; /* a limits: slot to give back, or NULL */
+    const struct limit_conf *mlim;       /* message limits in force in the relay, or NULL */
+    struct msg_bucket mbucket;           /* ... their tokens for this connection */
+    unsigned ctl_max;                    /* control frames per second from the client */
+    uint64_t msgs_dropped;               /* messages dropped by the limits */
 };
 
 /* session.c: the dispatcher */

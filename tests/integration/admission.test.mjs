@@ -475,11 +475,128 @@ routes:
     limits: {handshake_burst: 5}
   - path: /c
     backend: ws://127.0.0.1:9
-    limits: {messages_per_second: 5}
+    limits: {messages_per_minute: 5}
 `)]);
         assert.equal(r.code, 2);
         assert.match(r.stderr, /:5:\d+: handshake_rate: expected a rate such as 10\/s/);
         assert.match(r.stderr, /:8:\d+: handshake_burst: needs handshake_rate/);
-        assert.match(r.stderr, /:11:\d+: unknown key "messages_per_second" in limits/);
+        assert.match(r.stderr, /:11:\d+: unknown key "messages_per_minute" in limits/);
+    });
+});
+
+describe('message limits', () => {
+    // A backend of their own: each test takes its connection from the
+    // queue of new ones, which the other tests leave full.
+    let backend;
+    before(async () => {
+        backend = await startEchoBackend({ echo: false });
+    });
+    after(() => backend?.close());
+    const cfg = (limits) => `workers: 1
+listen: 127.0.0.1:0
+routes:
+  - path: /
+    backend: ws://127.0.0.1:${backend.port}
+    limits: ${limits}
+`;
+    const settle = () => delay(300);
+
+    test('action drop: messages past the burst are dropped whole and counted; the connection stays; tokens refill', async () => {
+        const gw = await startWsgate({ config: cfg('{messages_per_second: 5, burst: 5, action: drop}') });
+        try {
+            const c = await openClient(gw.url('/'));
+            const be = await backend.nextConnection();
+            for (let i = 0; i < 20; i++) c.ws.send(`m${i}`);
+            await settle();
+            assert.deepEqual(be.received.map((m) => m.data.toString()), ['m0', 'm1', 'm2', 'm3', 'm4']);
+            await delay(1000);
+            c.ws.send('later');
+            await settle();
+            assert.equal(be.received.at(-1).data.toString(), 'later');
+            assert.equal(c.ws.readyState, c.ws.OPEN);
+            c.ws.close(1000);
+            await waitClosed(c);
+            const line = await gw.waitForLog((l) => l.msg === 'access' && l.status === 101);
+            assert.equal(line.msgs_dropped, 15);
+        } finally {
+            await gw.stop();
+        }
+    });
+
+    test('a fragmented message over the limit is dropped whole, and pings between its fragments still pass', async () => {
+        const gw = await startWsgate({ config: cfg('{messages_per_second: 1, burst: 1, action: drop}') });
+        try {
+            const c = await openClient(gw.url('/'));
+            const be = await backend.nextConnection();
+            c.ws.send('first');
+            c.ws.send('frag-a', { fin: false });
+            c.ws.ping('between');
+            c.ws.send('frag-b', { fin: false });
+            c.ws.send('frag-c', { fin: true });
+            await settle();
+            assert.deepEqual(be.received.map((m) => m.data.toString()), ['first']);
+            assert.equal(be.pings.map(String).includes('between'), true);
+            await delay(1100);
+            c.ws.send('second');
+            await settle();
+            assert.deepEqual(be.received.map((m) => m.data.toString()), ['first', 'second']);
+            c.close();
+        } finally {
+            await gw.stop();
+        }
+    });
+
+    test('action close: the client gets 1008 and the backend 1001', async () => {
+        const gw = await startWsgate({ config: cfg('{messages_per_second: 2, burst: 2, action: close}') });
+        try {
+            const c = await openClient(gw.url('/'));
+            const be = await backend.nextConnection();
+            for (let i = 0; i < 5; i++) c.ws.send(`x${i}`);
+            const info = await waitClosed(c, 3000);
+            assert.equal(info.code, 1008);
+            assert.equal((await be.closed).code, 1001);
+            assert.deepEqual(be.received.map((m) => m.data.toString()), ['x0', 'x1']);
+            const line = await gw.waitForLog((l) => l.msg === 'access' && l.error === 'message_rate');
+            assert.equal(line.close_code, 1008);
+        } finally {
+            await gw.stop();
+        }
+    });
+
+    test('bytes_per_second: a message may overdraw, the next waits', async () => {
+        const gw = await startWsgate({ config: cfg('{bytes_per_second: 1KiB}') });
+        try {
+            const c = await openClient(gw.url('/'));
+            const be = await backend.nextConnection();
+            for (let i = 0; i < 3; i++) c.ws.send(Buffer.alloc(600, i));
+            await settle();
+            assert.deepEqual(be.received.map((m) => m.data[0]), [0, 1]);
+            c.close();
+        } finally {
+            await gw.stop();
+        }
+    });
+
+    test('control frames: more than 100 a second close with 1008 (the default), the limit can be raised', async () => {
+        let gw = await startWsgate({ config: cfg('{max_connections: 100}') });
+        try {
+            const c = await openClient(gw.url('/'));
+            for (let i = 0; i < 150; i++) c.ws.ping();
+            const info = await waitClosed(c, 3000);
+            assert.equal(info.code, 1008);
+            await gw.waitForLog((l) => l.msg === 'access' && l.error === 'control_flood');
+        } finally {
+            await gw.stop();
+        }
+        gw = await startWsgate({ config: cfg('{max_control_frames_per_second: 500}') });
+        try {
+            const c = await openClient(gw.url('/'));
+            for (let i = 0; i < 150; i++) c.ws.ping();
+            await settle();
+            assert.equal(c.ws.readyState, c.ws.OPEN);
+            c.close();
+        } finally {
+            await gw.stop();
+        }
     });
 });
