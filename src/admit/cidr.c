@@ -69,8 +69,7 @@ static bool in_range(const struct cidr *c, const uint8_t *a)
     return (c->addr[full] & mask) == (a[full] & mask);
 }
 
-/* The address as 4 (IPv4, also when v4-mapped) or 16 bytes. */
-static bool addr_bytes(const struct sockaddr *sa, uint8_t out[16], bool *v6)
+bool cidr_addr_bytes(const struct sockaddr *sa, uint8_t out[16], bool *v6)
 {
     static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -98,7 +97,7 @@ bool cidr_list_match(const struct cidr_list *l, const struct sockaddr *sa)
     uint8_t a[16];
     bool v6;
 
-    if (!addr_bytes(sa, a, &v6))
+    if (!cidr_addr_bytes(sa, a, &v6))
         return false;
     for (size_t i = 0; i < l->n; i++)
         if (l->v[i].v6 == v6 && in_range(&l->v[i], a))

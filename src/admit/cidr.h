@@ -33,6 +33,11 @@ bool cidr_list_match(const struct cidr_list *l, const struct sockaddr *sa);
  * in X-Forwarded-For; false for text that is not an address. */
 bool cidr_list_match_text(const struct cidr_list *l, const char *s, size_t n);
 
+/* The address of an AF_INET or AF_INET6 sockaddr as bytes: IPv4 (also
+ * v4-mapped) in the first 4, IPv6 in all 16 (*v6 set); false for other
+ * families. */
+bool cidr_addr_bytes(const struct sockaddr *sa, uint8_t out[16], bool *v6);
+
 /* Text to a sockaddr (port 0); false when not an address. */
 bool cidr_text_to_addr(const char *s, size_t n, struct sockaddr_storage *out);
 

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "admit/cidr.h"
 #include "core/err.h"
 
 #define SHARDS        64
@@ -210,26 +211,12 @@ void limit_conf_free(struct limit_conf *l)
  * one host take 2^64 of them). */
 static bool key_of(const struct sockaddr *sa, uint8_t out[16], bool *v6)
 {
-    static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
     memset(out, 0, 16);
-    if (sa->sa_family == AF_INET) {
-        memcpy(out, &((const struct sockaddr_in *)sa)->sin_addr, 4);
-        *v6 = false;
-        return true;
-    }
-    if (sa->sa_family == AF_INET6) {
-        const uint8_t *a = ((const struct sockaddr_in6 *)sa)->sin6_addr.s6_addr;
-        if (memcmp(a, mapped, 12) == 0) {
-            memcpy(out, a + 12, 4);
-            *v6 = false;
-        } else {
-            memcpy(out, a, 8);
-            *v6 = true;
-        }
-        return true;
-    }
-    return false;
+    if (!cidr_addr_bytes(sa, out, v6))
+        return false;
+    if (*v6)
+        memset(out + 8, 0, 8); /* the /64 */
+    return true;
 }
 
 static uint32_t hash_key(const uint8_t k[16], bool v6)
