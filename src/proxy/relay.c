@@ -318,14 +318,8 @@ static int control(struct leg *src, struct buf *b, const struct ws_frame_hdr *h)
         if (++src->ctl_count > s->ctl_max) {
             /* Over the bound: a closing handshake (1008), and the frame
              * (like every further one) goes no further. */
-            if (!s->closing) {
-                if (!s->err)
-                    s->err = ERR_CTL_FLOOD;
-                note_close(s, CLOSED_BY_PROXY, WS_CLOSE_POLICY,
-                           (const uint8_t *)"too many control frames", 23);
-                queue_close(&s->c, WS_CLOSE_POLICY, "too many control frames");
-                queue_close(&s->b, WS_CLOSE_GOING_AWAY, "client sent too many control frames");
-            }
+            if (!s->closing && !s->limit_close)
+                s->limit_close = ERR_CTL_FLOOD; /* acted on after the parse */
             memmove(p, p + h->hlen + h->len, b->wpos - b->ppos - h->hlen - h->len);
             b->wpos -= (uint32_t)(h->hlen + h->len);
             return 0;
@@ -365,6 +359,25 @@ static int control(struct leg *src, struct buf *b, const struct ws_frame_hdr *h)
     return 0;
 }
 
+/* The closing handshake a limit asked for during a parse (1008 to the
+ * client, 1001 to the backend). */
+static void limit_close(struct session *s)
+{
+    int err = s->limit_close;
+    const char *why = err == ERR_CTL_FLOOD ? "too many control frames" : "message rate limit";
+
+    s->limit_close = 0;
+    if (s->closing)
+        return;
+    if (!s->err)
+        s->err = err;
+    note_close(s, CLOSED_BY_PROXY, WS_CLOSE_POLICY, (const uint8_t *)why, strlen(why));
+    queue_close(&s->c, WS_CLOSE_POLICY, why);
+    queue_close(&s->b, WS_CLOSE_GOING_AWAY,
+                err == ERR_CTL_FLOOD ? "client sent too many control frames"
+                                     : "client over its message rate limit");
+}
+
 /* Message limits at a data frame's header from the client: a new
  * message passes, is dropped whole (src->dropping), or starts the closing
  * handshake (1008 to the client, 1001 to the backend); a further frame of
@@ -386,11 +399,8 @@ static int limit_frame(struct session *s, struct leg *src, const struct ws_frame
     default:
         /* action: close. A closing handshake, not a protocol failure: the
          * client keeps being read (its frames dropped) until its close. */
-        if (!s->err)
-            s->err = ERR_MSG_RATE;
-        note_close(s, CLOSED_BY_PROXY, WS_CLOSE_POLICY, (const uint8_t *)"message rate limit", 18);
-        queue_close(&s->c, WS_CLOSE_POLICY, "message rate limit");
-        queue_close(&s->b, WS_CLOSE_GOING_AWAY, "client over its message rate limit");
+        if (!s->closing && !s->limit_close)
+            s->limit_close = ERR_MSG_RATE; /* acted on after the parse */
         src->dropping = true;
         s->msgs_dropped++;
         return 0;
@@ -582,6 +592,10 @@ static void read_some(struct leg *src)
         if ((size_t)n < room && !src->rdhup && leg_short_read_drains(src))
             src->readable = false;
         rc = ingest(src, b);
+        /* A limit asked for a close: only now, as queueing a close writes
+         * and may give back the buffer the parse was working in. */
+        if (__builtin_expect(s->limit_close != 0, 0))
+            limit_close(s);
         if (!src->forward)
             leg_trim(src);
         if (rc < 0) {

@@ -273,6 +273,7 @@ struct session {
     struct msg_bucket mbucket;           /* ... their tokens for this connection */
     unsigned ctl_max;                    /* control frames per second from the client */
     uint64_t msgs_dropped;               /* messages dropped by the limits */
+    int limit_close;                     /* a limit's close to start after the parse (ERR_*) */
 };
 
 /* session.c: the dispatcher */
