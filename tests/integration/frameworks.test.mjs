@@ -116,11 +116,18 @@ describe('SockJS', () => {
         echo.on('connection', (conn) => conn.on('data', (m) => conn.write(m)));
         echo.installHandlers(server, { prefix: '/echo' });
         const port = await listen(server);
-        gw = await startWsgate({ config: `listen: 127.0.0.1:0\nworkers: 1\nroutes:\n  - {path: /, backend: ws://127.0.0.1:${port}}\n` });
+        // A streaming transport's exchange may still be open at the end:
+        // on SIGTERM wsgate lets it run up to shutdown_timeout, which must
+        // stay under the harness's 8 s wait for the exit.
+        gw = await startWsgate({ config: `listen: 127.0.0.1:0\nworkers: 1\nshutdown_timeout: 2s\nroutes:\n  - {path: /, backend: ws://127.0.0.1:${port}}\n` });
     });
     after(async () => {
-        await gw?.stop();
-        await new Promise((r) => server.close(() => r()));
+        try {
+            await gw?.stop();
+        } finally {
+            server.closeAllConnections?.();
+            await new Promise((r) => server.close(() => r()));
+        }
     });
 
     for (const [what, opts] of [
