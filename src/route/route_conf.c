@@ -997,6 +997,19 @@ static bool parse_short_backend(struct conf_diag *d, const struct conf_key *k,
          .max = (uint64_t)1 << 40},
 #define NLIMIT_KEYS 13
 
+/* The keys of the feature modules, in both forms of a route. */
+#define FEATURE_KEYS                                                                               \
+    ADMIT_ROUTE_KEYS(struct route_tmp, r.admit){.name = "auth",                                    \
+                                                .kind = CK_CUSTOM,                                 \
+                                                .parse = auth_parse,                               \
+                                                .off = offsetof(struct route_tmp, r.auth),         \
+                                                .expected = "a mapping with jwt or api_key"},      \
+    {                                                                                              \
+        .name = "limits", .kind = CK_CUSTOM, .parse = limit_parse,                                 \
+        .off = offsetof(struct route_tmp, r.limits),                                               \
+        .expected = "a mapping such as {handshake_rate: 10/s}"                                     \
+    }
+
 static const struct conf_key route_keys[] = {
     LIMIT_KEYS{.name = "match",
                .kind = CK_CUSTOM,
@@ -1017,16 +1030,7 @@ static const struct conf_key route_keys[] = {
     {.name = "websocket_only",
      .kind = CK_BOOL,
      CONF_FIELD(struct route_tmp, r.websocket_only, CF_BOOL)},
-    ADMIT_ROUTE_KEYS(struct route_tmp, r.admit){.name = "auth",
-                                                .kind = CK_CUSTOM,
-                                                .parse = auth_parse,
-                                                .off = offsetof(struct route_tmp, r.auth),
-                                                .expected = "a mapping with jwt or api_key"},
-    {.name = "limits",
-     .kind = CK_CUSTOM,
-     .parse = limit_parse,
-     .off = offsetof(struct route_tmp, r.limits),
-     .expected = "a mapping such as {handshake_rate: 10/s}"}};
+    FEATURE_KEYS};
 #define NROUTE_KEYS (sizeof(route_keys) / sizeof(route_keys[0]))
 
 static const struct conf_key short_keys[] = {
@@ -1043,16 +1047,7 @@ static const struct conf_key short_keys[] = {
     {.name = "websocket_only",
      .kind = CK_BOOL,
      CONF_FIELD(struct route_tmp, r.websocket_only, CF_BOOL)},
-    ADMIT_ROUTE_KEYS(struct route_tmp, r.admit){.name = "auth",
-                                                .kind = CK_CUSTOM,
-                                                .parse = auth_parse,
-                                                .off = offsetof(struct route_tmp, r.auth),
-                                                .expected = "a mapping with jwt or api_key"},
-    {.name = "limits",
-     .kind = CK_CUSTOM,
-     .parse = limit_parse,
-     .off = offsetof(struct route_tmp, r.limits),
-     .expected = "a mapping such as {handshake_rate: 10/s}"}};
+    FEATURE_KEYS};
 #define NSHORT_KEYS (sizeof(short_keys) / sizeof(short_keys[0]))
 
 static void route_free(struct rc_route *r)

@@ -153,7 +153,9 @@ static void make_method(void)
 
 /* -------------------------------------------------------- connections */
 
-struct tls_conn *tls_accept_new(struct tls_server *srv, int fd)
+/* A connection on fd through our BIO, with OpenSSL's object made from
+ * ctx; NULL when out of memory. */
+static struct tls_conn *conn_new(SSL_CTX *ctx, int fd)
 {
     struct tls_conn *t = calloc(1, sizeof(*t));
     BIO *b;
@@ -162,13 +164,12 @@ struct tls_conn *tls_accept_new(struct tls_server *srv, int fd)
     if (!t || !bio_method)
         goto fail;
     t->fd = fd;
-    t->ssl = SSL_new(srv->ctx[0]);
+    t->ssl = SSL_new(ctx);
     b = t->ssl ? BIO_new(bio_method) : NULL;
     if (!b)
         goto fail;
     BIO_set_data(b, t);
     SSL_set_bio(t->ssl, b, b);
-    SSL_set_accept_state(t->ssl);
     return t;
 fail:
     if (t)
@@ -177,21 +178,21 @@ fail:
     return NULL;
 }
 
+struct tls_conn *tls_accept_new(struct tls_server *srv, int fd)
+{
+    struct tls_conn *t = conn_new(srv->ctx[0], fd);
+
+    if (t)
+        SSL_set_accept_state(t->ssl);
+    return t;
+}
+
 struct tls_conn *tls_connect_new(struct tls_client *cl, int fd, const char *host, bool host_is_ip)
 {
-    struct tls_conn *t = calloc(1, sizeof(*t));
-    BIO *b;
+    struct tls_conn *t = conn_new(cl->ctx, fd);
 
-    pthread_once(&bio_once, make_method);
-    if (!t || !bio_method)
-        goto fail;
-    t->fd = fd;
-    t->ssl = SSL_new(cl->ctx);
-    b = t->ssl ? BIO_new(bio_method) : NULL;
-    if (!b)
-        goto fail;
-    BIO_set_data(b, t);
-    SSL_set_bio(t->ssl, b, b);
+    if (!t)
+        return NULL;
     SSL_set_connect_state(t->ssl);
     /* SNI carries names only (RFC 6066 §3). */
     if (!host_is_ip && SSL_set_tlsext_host_name(t->ssl, host) != 1)
@@ -205,9 +206,7 @@ struct tls_conn *tls_connect_new(struct tls_client *cl, int fd, const char *host
     }
     return t;
 fail:
-    if (t)
-        SSL_free(t->ssl);
-    free(t);
+    tls_free(t);
     ERR_clear_error();
     return NULL;
 }
